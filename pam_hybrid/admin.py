@@ -1,0 +1,46 @@
+"""Admin registrations: conversations with their messages, messages, and usage records (read-only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from pam_hybrid.models import Conversation, Message, UsageRecord
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ("created_at", "role", "status", "model", "content")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("title", "owner", "created_at", "updated_at")
+    list_filter = ("created_at",)
+    search_fields = ("title", "owner__username")
+    readonly_fields = ("id", "owner", "created_at", "updated_at")
+    inlines = [MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "conversation", "role", "status", "provider", "model", "finish_reason")
+    list_filter = ("role", "status", "provider", "route")
+    search_fields = ("content", "client_msg_id")
+    readonly_fields = [f.name for f in Message._meta.fields]
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at", "user", "provider", "model", "route", "input_tokens", "output_tokens", "cost_usd", "ttft_ms",
+        "total_ms", "outcome",
+    )
+    list_filter = ("provider", "model", "route", "outcome", "usage_estimated")
+    readonly_fields = [f.name for f in UsageRecord._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

@@ -1,0 +1,54 @@
+"""The app's own PAM_* knobs, read from Django settings (which read the environment) with their defaults.
+
+Read through `pam_settings()` each time rather than at import, so tests can override settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True, slots=True)
+class PamSettings:
+    openai_api_key: str
+    openai_base_url: str
+    anthropic_api_key: str
+    anthropic_base_url: str
+    simple_model: str
+    complex_model: str
+    max_output_tokens: int
+    context_token_budget: int
+    max_message_chars: int
+    max_frame_bytes: int
+    connect_timeout_ms: int
+    first_token_timeout_ms: int
+    idle_timeout_ms: int
+    total_timeout_ms: int
+    sdk_max_retries: int
+    offline_token_delay_ms: int
+    signup_enabled: bool
+
+
+def pam_settings() -> PamSettings:
+    s = settings
+    return PamSettings(
+        openai_api_key=getattr(s, "OPENAI_API_KEY", ""),
+        openai_base_url=getattr(s, "OPENAI_BASE_URL", ""),
+        anthropic_api_key=getattr(s, "ANTHROPIC_API_KEY", ""),
+        anthropic_base_url=getattr(s, "ANTHROPIC_BASE_URL", ""),
+        simple_model=getattr(s, "PAM_SIMPLE_MODEL", "gpt-4o-mini"),
+        complex_model=getattr(s, "PAM_COMPLEX_MODEL", "claude-sonnet-5-5"),
+        max_output_tokens=getattr(s, "PAM_MAX_OUTPUT_TOKENS", 1024),
+        context_token_budget=getattr(s, "PAM_CONTEXT_TOKEN_BUDGET", 6000),
+        max_message_chars=getattr(s, "PAM_MAX_MESSAGE_CHARS", 32000),
+        max_frame_bytes=getattr(s, "PAM_MAX_FRAME_BYTES", 256 * 1024),
+        connect_timeout_ms=getattr(s, "PAM_CONNECT_TIMEOUT_MS", 5000),
+        first_token_timeout_ms=getattr(s, "PAM_FIRST_TOKEN_TIMEOUT_MS", 30000),
+        idle_timeout_ms=getattr(s, "PAM_IDLE_TIMEOUT_MS", 30000),
+        total_timeout_ms=getattr(s, "PAM_TOTAL_TIMEOUT_MS", 300000),
+        sdk_max_retries=getattr(s, "PAM_SDK_MAX_RETRIES", 0),
+        offline_token_delay_ms=getattr(s, "PAM_OFFLINE_TOKEN_DELAY_MS", 30),
+        signup_enabled=getattr(s, "PAM_SIGNUP_ENABLED", False),
+    )

@@ -1,0 +1,74 @@
+"""Parsing and validating client frames: anything unusable becomes a BadInput with a message for the user."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pam_hybrid.conf import PamSettings
+from pam_hybrid.exceptions import BadInput
+
+ROUTE_CHOICES = ("auto", "simple", "complex")
+CLIENT_MSG_ID_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFrame:
+    content: str
+    conversation_id: str | None
+    stream: bool
+    route: str
+    client_msg_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlFrame:
+    type: str  # "cancel" or "ping"
+
+
+def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | ControlFrame:
+    if text is None:
+        raise BadInput("binary frame", user_message="Binary frames are not supported; send JSON text.")
+    if len(text.encode("utf-8", "surrogatepass")) > settings.max_frame_bytes:
+        raise BadInput("frame too large", user_message=f"That frame is larger than {settings.max_frame_bytes} bytes.")
+    try:
+        data: Any = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BadInput("invalid json", user_message="That frame is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise BadInput("not an object", user_message="A frame must be a JSON object with a \"type\".")
+    kind = data.get("type")
+    if kind in ("cancel", "ping"):
+        return ControlFrame(type=kind)
+    if kind != "message":
+        raise BadInput("unknown type", user_message="Unknown frame type: use \"message\", \"cancel\" or \"ping\".")
+    return _message_frame(data, settings)
+
+
+def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
+    content = data.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise BadInput("content missing", user_message="A message needs some text in \"content\".")
+    if len(content) > settings.max_message_chars:
+        raise BadInput(
+            "content too long",
+            user_message=f"That message is too long ({len(content)} characters; the limit is "
+            f"{settings.max_message_chars}).",
+        )
+    conversation_id = data.get("conversation_id")
+    if conversation_id is not None and not isinstance(conversation_id, str):
+        raise BadInput("bad conversation_id", user_message="\"conversation_id\" must be a string or null.")
+    route = data.get("route", "auto")
+    if route not in ROUTE_CHOICES:
+        raise BadInput("bad route", user_message="\"route\" must be \"auto\", \"simple\" or \"complex\".")
+    client_msg_id = data.get("client_msg_id", "")
+    if not isinstance(client_msg_id, str) or len(client_msg_id) > CLIENT_MSG_ID_MAX:
+        raise BadInput("bad client_msg_id", user_message="\"client_msg_id\" must be a short string.")
+    return MessageFrame(
+        content=content,
+        conversation_id=conversation_id or None,
+        stream=data.get("stream") is True,
+        route=route,
+        client_msg_id=client_msg_id,
+    )

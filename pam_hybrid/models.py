@@ -1,0 +1,100 @@
+"""Persistence: conversations, their messages, and one usage record per answer.
+
+Primary keys are UUIDs generated in Python, so the gateway can name a conversation or an answer to the
+client before any database write has happened (no token waits on a write).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.id}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete"
+        PARTIAL = "partial"
+        ERROR = "error"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    route = models.CharField(max_length=16, blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    client_msg_id = models.CharField(max_length=100, blank=True)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    finish_reason = models.CharField(max_length=40, blank=True)
+    error = models.CharField(max_length=300, blank=True, help_text="The user-facing error, when status is error.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"]),
+            models.Index(fields=["client_msg_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
+
+
+class UsageRecord(models.Model):
+    """What one answer cost: tokens, money and time, whatever its outcome."""
+
+    class Outcome(models.TextChoices):
+        COMPLETE = "complete"
+        PARTIAL = "partial"
+        CANCELLED = "cancelled"
+        ERROR = "error"
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="usage")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records")
+    route = models.CharField(max_length=16)
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=100)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    usage_estimated = models.BooleanField(
+        default=False, help_text="True when the stream ended before the provider reported usage."
+    )
+    cost_usd = models.DecimalField(
+        max_digits=14, decimal_places=8, null=True, blank=True, help_text="Empty when the model's price is unknown."
+    )
+    classification_ms = models.FloatField(default=0)
+    ttft_ms = models.FloatField(null=True, blank=True, help_text="Time to first token; empty if none came.")
+    total_ms = models.FloatField(default=0)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.input_tokens}+{self.output_tokens} tokens"

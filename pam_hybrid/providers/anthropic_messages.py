@@ -1,0 +1,107 @@
+"""Anthropic Messages API, streamed.
+
+Input tokens arrive in `message_start`; `message_delta.usage.output_tokens` is cumulative and replaces
+the earlier count. `ping` and unknown events are ignored, so pings never count as progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+
+from pam_hybrid.conf import PamSettings
+from pam_hybrid.core.chunks import ChatTurn, Finish, ProviderEvent, TextDelta, Usage
+from pam_hybrid.providers.base import ModelRequest
+from pam_hybrid.providers.client_cache import cached_client
+from pam_hybrid.providers.errors import translate
+
+COMPLETE_REASONS = frozenset({"end_turn", "stop_sequence", "refusal"})
+
+
+def _client(settings: PamSettings) -> anthropic.AsyncAnthropic:
+    key = ("anthropic", settings.anthropic_api_key, settings.anthropic_base_url, settings.connect_timeout_ms,
+           settings.idle_timeout_ms, settings.sdk_max_retries)
+
+    def make() -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url or None,
+            max_retries=settings.sdk_max_retries,
+            timeout=anthropic.Timeout(settings.idle_timeout_ms / 1000, connect=settings.connect_timeout_ms / 1000),
+        )
+
+    return cached_client(key, make)
+
+
+def alternating_turns(turns: tuple[ChatTurn, ...]) -> list[dict[str, str]]:
+    """Messages as the API requires them: starting with the user, roles alternating (same-role turns merged)."""
+    merged: list[dict[str, str]] = []
+    for turn in turns:
+        if not merged and turn.role != "user":
+            continue
+        if merged and merged[-1]["role"] == turn.role:
+            merged[-1]["content"] += "\n\n" + turn.content
+        else:
+            merged.append({"role": turn.role, "content": turn.content})
+    return merged
+
+
+class _UsageTally:
+    """Usage across one stream: input from message_start, cumulative output from message_delta."""
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cache_read = 0
+        self.cache_creation = 0
+
+    def start(self, usage: Any) -> None:
+        self.input_tokens = usage.input_tokens or 0
+        self.output_tokens = usage.output_tokens or 0
+        self.cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+        self.cache_creation = getattr(usage, "cache_creation_input_tokens", None) or 0
+
+    def delta(self, usage: Any) -> Usage:
+        self.output_tokens = usage.output_tokens or self.output_tokens
+        if getattr(usage, "input_tokens", None):
+            self.input_tokens = usage.input_tokens
+        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+                     cached_input_tokens=self.cache_read, cache_creation_input_tokens=self.cache_creation)
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def is_configured(self, settings: PamSettings) -> bool:
+        return bool(settings.anthropic_api_key)
+
+    async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncIterator[ProviderEvent]:
+        tally = _UsageTally()
+        stop_reason: str | None = None
+        kwargs: dict[str, Any] = {}
+        if request.system:
+            kwargs["system"] = request.system
+        try:
+            stream = await _client(settings).messages.create(
+                model=request.model,
+                messages=alternating_turns(request.turns),  # type: ignore[arg-type]
+                max_tokens=request.max_output_tokens,
+                stream=True,
+                **kwargs,
+            )
+            async with stream:
+                async for event in stream:
+                    if event.type == "message_start":
+                        tally.start(event.message.usage)
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        yield TextDelta(event.delta.text)
+                    elif event.type == "message_delta":
+                        stop_reason = event.delta.stop_reason
+                        yield tally.delta(event.usage)
+                    elif event.type == "message_stop" and stop_reason:
+                        yield Finish(reason=stop_reason, complete=stop_reason in COMPLETE_REASONS)
+        except anthropic.APIError as exc:
+            raise translate(self.name, exc, timeout_types=(anthropic.APITimeoutError,),
+                            connection_types=(anthropic.APIConnectionError,)) from exc

@@ -1,0 +1,32 @@
+"""The provider interface: what the gateway asks of every model provider."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from pam_hybrid.conf import PamSettings
+from pam_hybrid.core.chunks import ChatTurn, ProviderEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One call to a model: the context turns (oldest first, the new user turn last) and limits."""
+
+    model: str
+    turns: tuple[ChatTurn, ...]
+    max_output_tokens: int
+    system: str = ""
+
+
+class Provider(Protocol):
+    """A model provider. `stream` yields TextDelta, Usage and Finish events and raises ProviderError subclasses."""
+
+    name: str
+
+    def is_configured(self, settings: PamSettings) -> bool:
+        """Whether this provider can be called with these settings (an API key is set)."""
+        ...
+
+    def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncIterator[ProviderEvent]: ...

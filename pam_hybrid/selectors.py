@@ -1,0 +1,26 @@
+"""Reads, always scoped to the requesting user."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+
+from pam_hybrid.models import Conversation, Message
+
+
+def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(owner=user)
+
+
+def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str) -> Conversation | None:
+    try:
+        return Conversation.objects.get(owner=user, id=conversation_id)
+    except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError):
+        return None
+
+
+def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
+    return Message.objects.filter(conversation=conversation).order_by("created_at")

@@ -1,0 +1,149 @@
+"""Django settings for PAM Hybrid: every value comes from the environment (django-environ).
+
+Each setting has an embedded default so a fresh checkout runs with nothing set; README's
+configuration table documents them all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG: bool = env.bool("DEBUG", default=False)
+
+if DEBUG:
+    SECRET_KEY: str = env.str("SECRET_KEY", default="django-insecure-dev-only-key-never-use-in-production")
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (or set DEBUG=true for development).")
+
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "pam_hybrid",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pam_project.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "pam_project.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the streaming writes and page reads of several connections proceed without "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL;"
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    DATABASES["default"]["OPTIONS"]["timeout"] = 20
+    # A file, not memory, so a real server process started by the tests can share the test database.
+    # One file per test process, so concurrent test runs do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
+
+REDIS_URL: str = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "pam_hybrid": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The SDKs' HTTP clients log request lines; keep them quiet so nothing sensitive lands in logs.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+    },
+}
+
+# --- PAM Hybrid: providers and routing (read through pam_hybrid.conf) ---
+OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL: str = env.str("OPENAI_BASE_URL", default="")
+ANTHROPIC_API_KEY: str = env.str("ANTHROPIC_API_KEY", default="")
+ANTHROPIC_BASE_URL: str = env.str("ANTHROPIC_BASE_URL", default="")
+
+PAM_SIMPLE_MODEL: str = env.str("PAM_SIMPLE_MODEL", default="gpt-4o-mini")
+PAM_COMPLEX_MODEL: str = env.str("PAM_COMPLEX_MODEL", default="claude-sonnet-5-5")
+PAM_MAX_OUTPUT_TOKENS: int = env.int("PAM_MAX_OUTPUT_TOKENS", default=1024)
+PAM_CONTEXT_TOKEN_BUDGET: int = env.int("PAM_CONTEXT_TOKEN_BUDGET", default=6000)
+PAM_MAX_MESSAGE_CHARS: int = env.int("PAM_MAX_MESSAGE_CHARS", default=32000)
+PAM_CONNECT_TIMEOUT_MS: int = env.int("PAM_CONNECT_TIMEOUT_MS", default=5000)
+PAM_FIRST_TOKEN_TIMEOUT_MS: int = env.int("PAM_FIRST_TOKEN_TIMEOUT_MS", default=30000)
+PAM_IDLE_TIMEOUT_MS: int = env.int("PAM_IDLE_TIMEOUT_MS", default=30000)
+PAM_TOTAL_TIMEOUT_MS: int = env.int("PAM_TOTAL_TIMEOUT_MS", default=300000)
+PAM_SDK_MAX_RETRIES: int = env.int("PAM_SDK_MAX_RETRIES", default=0)
+PAM_OFFLINE_TOKEN_DELAY_MS: int = env.int("PAM_OFFLINE_TOKEN_DELAY_MS", default=30)
+PAM_SIGNUP_ENABLED: bool = env.bool("PAM_SIGNUP_ENABLED", default=DEBUG)
+
+# Daphne's own WebSocket frame limit is set on its command line; this bounds what the consumer accepts.
+PAM_MAX_FRAME_BYTES: int = env.int("PAM_MAX_FRAME_BYTES", default=256 * 1024)

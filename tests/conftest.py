@@ -1,0 +1,117 @@
+"""Shared fixtures: the fake upstream (both providers' wire protocols), users, and a real daphne server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+
+from tests.fake_upstream import FakeUpstream
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_API_KEY = "sk-test-not-a-real-key"
+
+
+@pytest.fixture(scope="session")
+def _upstream_server() -> Iterator[FakeUpstream]:
+    server = FakeUpstream()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_upstream(_upstream_server: FakeUpstream, settings: Any) -> Iterator[FakeUpstream]:
+    """The fake upstream, with both providers pointed at it; knobs and scenarios reset after each test."""
+    settings.OPENAI_API_KEY = TEST_API_KEY
+    settings.OPENAI_BASE_URL = _upstream_server.openai_base_url
+    settings.ANTHROPIC_API_KEY = TEST_API_KEY
+    settings.ANTHROPIC_BASE_URL = _upstream_server.anthropic_base_url
+    _upstream_server.reset()
+    yield _upstream_server
+    _upstream_server.reset()
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="alice", password="correct-horse-battery-staple")
+
+
+@pytest.fixture
+def other_user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="mallory", password="correct-horse-battery-staple")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _database_url() -> str:
+    """The test database (already created by pytest-django) as a URL for another process."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("daphne did not start listening")
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup: Any, _upstream_server: FakeUpstream, tmp_path_factory: Any) -> Iterator[str]:
+    """A real daphne process serving the project on the test database, its providers on the fake upstream."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": _database_url(),
+        "OPENAI_API_KEY": TEST_API_KEY,
+        "OPENAI_BASE_URL": _upstream_server.openai_base_url,
+        "ANTHROPIC_API_KEY": TEST_API_KEY,
+        "ANTHROPIC_BASE_URL": _upstream_server.anthropic_base_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "pam_project.asgi:application"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:] if process.returncode not in (0, -15) else "")
+
+
+@pytest.fixture
+def live_server_url(daphne_server: str, transactional_db: Any, fake_upstream: FakeUpstream) -> str:
+    """The real server's base URL; data made in the test is committed, so the server sees it."""
+    return daphne_server
