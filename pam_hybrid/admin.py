@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from pam_hybrid.models import Conversation, Message, UsageRecord
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
     fields = ("created_at", "role", "status", "model", "content")
     readonly_fields = fields
@@ -17,7 +18,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(admin.ModelAdmin[Conversation]):
     list_display = ("title", "owner", "created_at", "updated_at")
     list_filter = ("created_at",)
     search_fields = ("title", "owner__username")
@@ -26,7 +27,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(admin.ModelAdmin[Message]):
     list_display = ("created_at", "conversation", "role", "status", "provider", "model", "finish_reason")
     list_filter = ("role", "status", "provider", "route")
     search_fields = ("content", "client_msg_id")
@@ -34,7 +35,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
     list_display = (
         "created_at", "user", "provider", "model", "route", "input_tokens", "output_tokens", "cost_usd", "ttft_ms",
         "total_ms", "outcome",
@@ -42,5 +43,5 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_filter = ("provider", "model", "route", "outcome", "usage_estimated")
     readonly_fields = [f.name for f in UsageRecord._meta.fields]
 
-    def has_add_permission(self, request: object) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -27,10 +27,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
         await self.accept()
+        if user is None or not user.is_authenticated:
+            # Accept first: a close before accepting is an HTTP 403 that browsers cannot tell from any other failure.
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
         await self._stop_answer(notify=False)

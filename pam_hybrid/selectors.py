@@ -12,12 +12,12 @@ from pam_hybrid.models import Conversation, Message
 
 
 def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner=user)
+    return Conversation.objects.filter(owner_id=user.pk)
 
 
 def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str) -> Conversation | None:
     try:
-        return Conversation.objects.get(owner=user, id=conversation_id)
+        return Conversation.objects.get(owner_id=user.pk, id=conversation_id)
     except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError):
         return None
 

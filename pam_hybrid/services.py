@@ -29,7 +29,9 @@ def conversation_history(*, user: AbstractBaseUser, conversation_id: str) -> lis
         .order_by("-created_at")
         .values_list("role", "content")[:HISTORY_LIMIT]
     )
-    return [ChatTurn(role=role, content=content) for role, content in reversed(rows)]
+    return [
+        ChatTurn(role="user" if role == "user" else "assistant", content=content) for role, content in reversed(rows)
+    ]
 
 
 @transaction.atomic
@@ -38,7 +40,7 @@ def user_message_create(
 ) -> None:
     """Save the user's message, creating its conversation (titled after the message) if it is new."""
     conversation, _ = Conversation.objects.get_or_create(
-        id=conversation_id, owner=user, defaults={"title": " ".join(content.split())[:TITLE_CHARS]}
+        id=conversation_id, owner_id=user.pk, defaults={"title": " ".join(content.split())[:TITLE_CHARS]}
     )
     Message.objects.create(
         id=message_id, conversation=conversation, role=Message.Role.USER, content=content, client_msg_id=client_msg_id
@@ -65,7 +67,7 @@ def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
     usage = answer.usage
     UsageRecord.objects.create(
         message=message,
-        user=user,
+        user_id=user.pk,
         route=answer.route,
         provider=answer.provider,
         model=answer.model,

@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets admin and other generic Django classes be subscripted for type checking (ModelAdmin[Model]).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,8 +51,8 @@ def _ms_since(start: float) -> float:
 
 
 async def _with_deadlines(
-    events: AsyncIterator[ProviderEvent], settings: PamSettings, started: float
-) -> AsyncIterator[ProviderEvent]:
+    events: AsyncGenerator[ProviderEvent, None], settings: PamSettings, started: float
+) -> AsyncGenerator[ProviderEvent, None]:
     """Pass events through, enforcing the first-token, between-tokens and whole-answer timeouts."""
     deadline = started + settings.total_timeout_ms / 1000
     seen_text = False
@@ -74,7 +74,7 @@ async def _with_deadlines(
             seen_text = seen_text or isinstance(event, TextDelta)
             yield event
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
 
 def _final_usage(answer: Answer, turns: tuple[ChatTurn, ...]) -> Usage:
@@ -129,7 +129,7 @@ class AnswerStream:
         self.classification_ms = 0.0
         self.answer: Answer | None = None
 
-    async def chunks(self) -> AsyncIterator[StreamChunk]:
+    async def chunks(self) -> AsyncGenerator[StreamChunk, None]:
         """A `start` chunk, `token` chunks, then `end` (or `error`); the answer is saved whatever happens."""
         try:
             target, turns = await self._prepare()
@@ -226,6 +226,6 @@ class AnswerStream:
         )
 
 
-def process_request_stream(request: ChatRequest) -> AsyncIterator[StreamChunk]:
+def process_request_stream(request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
     """Answer one user message as a stream of chunks (see AnswerStream)."""
     return AnswerStream(request).chunks()

@@ -6,10 +6,18 @@ the earlier count. `ping` and unknown events are ignored, so pings never count a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
+from anthropic.types import (
+    MessageParam,
+    RawContentBlockDeltaEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    RawMessageStopEvent,
+)
+from anthropic.types import TextDelta as SDKTextDelta
 
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.core.chunks import ChatTurn, Finish, ProviderEvent, TextDelta, Usage
@@ -35,17 +43,23 @@ def _client(settings: PamSettings) -> anthropic.AsyncAnthropic:
     return cached_client(key, make)
 
 
-def alternating_turns(turns: tuple[ChatTurn, ...]) -> list[dict[str, str]]:
+def alternating_turns(turns: tuple[ChatTurn, ...]) -> list[MessageParam]:
     """Messages as the API requires them: starting with the user, roles alternating (same-role turns merged)."""
-    merged: list[dict[str, str]] = []
+    merged: list[tuple[str, str]] = []
     for turn in turns:
         if not merged and turn.role != "user":
             continue
-        if merged and merged[-1]["role"] == turn.role:
-            merged[-1]["content"] += "\n\n" + turn.content
+        if merged and merged[-1][0] == turn.role:
+            merged[-1] = (turn.role, merged[-1][1] + "\n\n" + turn.content)
         else:
-            merged.append({"role": turn.role, "content": turn.content})
-    return merged
+            merged.append((turn.role, turn.content))
+    return [_message_param(role, content) for role, content in merged]
+
+
+def _message_param(role: str, content: str) -> MessageParam:
+    if role == "user":
+        return {"role": "user", "content": content}
+    return {"role": "assistant", "content": content}
 
 
 class _UsageTally:
@@ -77,7 +91,7 @@ class AnthropicProvider:
     def is_configured(self, settings: PamSettings) -> bool:
         return bool(settings.anthropic_api_key)
 
-    async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
         tally = _UsageTally()
         stop_reason: str | None = None
         kwargs: dict[str, Any] = {}
@@ -86,21 +100,21 @@ class AnthropicProvider:
         try:
             stream = await _client(settings).messages.create(
                 model=request.model,
-                messages=alternating_turns(request.turns),  # type: ignore[arg-type]
+                messages=alternating_turns(request.turns),
                 max_tokens=request.max_output_tokens,
                 stream=True,
                 **kwargs,
             )
             async with stream:
                 async for event in stream:
-                    if event.type == "message_start":
+                    if isinstance(event, RawMessageStartEvent):
                         tally.start(event.message.usage)
-                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    elif isinstance(event, RawContentBlockDeltaEvent) and isinstance(event.delta, SDKTextDelta):
                         yield TextDelta(event.delta.text)
-                    elif event.type == "message_delta":
+                    elif isinstance(event, RawMessageDeltaEvent):
                         stop_reason = event.delta.stop_reason
                         yield tally.delta(event.usage)
-                    elif event.type == "message_stop" and stop_reason:
+                    elif isinstance(event, RawMessageStopEvent) and stop_reason:
                         yield Finish(reason=stop_reason, complete=stop_reason in COMPLETE_REASONS)
         except anthropic.APIError as exc:
             raise translate(self.name, exc, timeout_types=(anthropic.APITimeoutError,),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,4 +29,4 @@ class Provider(Protocol):
         """Whether this provider can be called with these settings (an API key is set)."""
         ...
 
-    def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncIterator[ProviderEvent]: ...
+    def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]: ...

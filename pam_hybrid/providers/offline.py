@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.core.chunks import Finish, ProviderEvent, TextDelta, Usage
@@ -33,7 +33,7 @@ class OfflineProvider:
     def is_configured(self, settings: PamSettings) -> bool:
         return True
 
-    async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
         tokens = _TOKEN_RE.findall(offline_reply(request))[: request.max_output_tokens]
         delay = settings.offline_token_delay_ms / 1000
         for token in tokens:

@@ -6,10 +6,11 @@ A refusal streams in `delta.refusal`, not `delta.content`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.core.chunks import Finish, ProviderEvent, TextDelta, Usage
@@ -35,11 +36,15 @@ def _client(settings: PamSettings) -> openai.AsyncOpenAI:
     return cached_client(key, make)
 
 
-def _messages(request: ModelRequest) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
+def _messages(request: ModelRequest) -> list[ChatCompletionMessageParam]:
+    messages: list[ChatCompletionMessageParam] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
-    messages.extend({"role": turn.role, "content": turn.content} for turn in request.turns)
+    for turn in request.turns:
+        if turn.role == "user":
+            messages.append({"role": "user", "content": turn.content})
+        else:
+            messages.append({"role": "assistant", "content": turn.content})
     return messages
 
 
@@ -56,11 +61,11 @@ class OpenAIProvider:
     def is_configured(self, settings: PamSettings) -> bool:
         return bool(settings.openai_api_key)
 
-    async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
         try:
             stream = await _client(settings).chat.completions.create(
                 model=request.model,
-                messages=_messages(request),  # type: ignore[arg-type]
+                messages=_messages(request),
                 max_tokens=request.max_output_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
@@ -74,8 +79,8 @@ class OpenAIProvider:
                         if delta is not None:
                             if delta.content:
                                 yield TextDelta(delta.content)
-                            if getattr(delta, "refusal", None):
-                                yield TextDelta(delta.refusal)  # type: ignore[arg-type]
+                            if delta.refusal:
+                                yield TextDelta(delta.refusal)
                         if choice.finish_reason:
                             reason = str(choice.finish_reason)
                             yield Finish(reason=reason, complete=reason in COMPLETE_REASONS)

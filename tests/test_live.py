@@ -1,0 +1,84 @@
+"""End to end: a real daphne server process, a real WebSocket client, the real SDKs and the fake upstream."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from pam_hybrid.models import Message, UsageRecord
+from tests.fake_upstream import FakeUpstream, Scenario
+
+pytestmark = [pytest.mark.live]
+
+
+@pytest.fixture
+def session_cookie(live_server_url: str, user: Any, client: Any) -> str:
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def ws_url(live_server_url: str) -> str:
+    return live_server_url.replace("http://", "ws://") + "/ws/chat/"
+
+
+async def test_answer_streams_over_a_real_socket(
+    live_server_url: str, session_cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.enqueue(Scenario(text="Streaming over a real socket works.", token_delay_ms=30))
+    async with connect(ws_url(live_server_url), origin=live_server_url,
+                       additional_headers={"Cookie": session_cookie}) as ws:
+        sent_at = time.perf_counter()
+        await ws.send(json.dumps({"type": "message", "content": "hello", "conversation_id": None, "stream": True,
+                                  "route": "simple", "client_msg_id": "e2e-1"}))
+        frames, arrivals = [], []
+        while True:
+            frame = json.loads(await ws.recv())
+            frames.append(frame)
+            arrivals.append(time.perf_counter() - sent_at)
+            if frame["chunk_type"] in ("end", "error"):
+                break
+
+    kinds = [f["chunk_type"] for f in frames]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("token") == 6
+    assert "".join(f["content"] for f in frames if f["chunk_type"] == "token") == "Streaming over a real socket works."
+    token_times = [t for t, f in zip(arrivals, frames, strict=True) if f["chunk_type"] == "token"]
+    # Tokens arrive as they are generated (30 ms apart upstream), not in one burst at the end.
+    assert token_times[-1] - token_times[0] > 0.1
+    end = frames[-1]["metadata"]
+    assert end["provider"] == "openai" and end["finish_reason"] == "stop"
+
+    answer = await sync_to_async(Message.objects.get)(id=end["message_id"])
+    usage = await sync_to_async(UsageRecord.objects.get)(message_id=end["message_id"])
+    assert answer.status == "complete" and answer.content == "Streaming over a real socket works."
+    assert usage.output_tokens == 6 and usage.ttft_ms is not None
+
+
+async def test_socket_without_a_session_is_closed_4401(live_server_url: str) -> None:
+    async with connect(ws_url(live_server_url), origin=live_server_url) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_socket_from_a_foreign_origin_is_refused(live_server_url: str, session_cookie: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(ws_url(live_server_url), origin="http://evil.example",
+                           additional_headers={"Cookie": session_cookie}):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+def test_chat_page_and_static_files_are_served(live_server_url: str) -> None:
+    with urllib.request.urlopen(live_server_url + "/accounts/login/") as response:
+        assert response.status == 200
+        assert b"/static/pam_hybrid/" in response.read()
+    with urllib.request.urlopen(live_server_url + "/static/pam_hybrid/chat.js") as response:
+        assert response.status == 200 and "javascript" in response.headers["Content-Type"]
+        assert b"ChatPage" in response.read()
