@@ -1,0 +1,34 @@
+"""Pricing: Decimal cost from provider-reported usage; snapshots resolve to their family; unknown is None."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import pytest
+
+from pam_hybrid.core.chunks import Usage
+from pam_hybrid.core.pricing import cost_usd, model_family
+
+
+def test_cost_is_exact_decimal() -> None:
+    # gpt-4o-mini: $0.15 input and $0.60 output per million tokens.
+    assert cost_usd("gpt-4o-mini", Usage(input_tokens=1_000_000, output_tokens=500_000)) == Decimal("0.45")
+    assert cost_usd("gpt-4o-mini", Usage(input_tokens=7, output_tokens=3)) == Decimal("0.00000285")
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [("gpt-4o-mini-2024-07-18", "gpt-4o-mini"), ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+     ("claude-sonnet-5-5", "claude-sonnet-5-5")],
+)
+def test_dated_snapshots_resolve_to_their_family(model: str, family: str) -> None:
+    assert model_family(model) == family
+    assert cost_usd(model, Usage(input_tokens=10, output_tokens=10)) == cost_usd(family, Usage(10, 10))
+
+
+def test_unknown_model_has_unknown_cost_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="pam_hybrid.core.pricing"):
+        assert cost_usd("llama-local-test-model", Usage(input_tokens=10, output_tokens=10)) is None
+        assert cost_usd("llama-local-test-model", Usage(input_tokens=10, output_tokens=10)) is None
+    assert len([r for r in caplog.records if "llama-local-test-model" in r.getMessage()]) == 1
