@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -12,12 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
+from django.db import connections
 
 from tests.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "sk-test-not-a-real-key"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_thread_connections(django_db_setup: Any) -> Iterator[None]:
+    """Close the connections opened by `database_sync_to_async` in asgiref's worker thread before the test
+    database is dropped; PostgreSQL refuses to drop a database that still has sessions."""
+    yield
+    asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
 
 
 @pytest.fixture(scope="session")
