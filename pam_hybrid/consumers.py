@@ -52,6 +52,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "error", "An answer is still streaming: wait for it or stop it first.", {"code": "busy"}
             ))
             return
+        self.answer_stream = None
         self.answer_task = asyncio.create_task(self._answer(frame))
 
     async def _answer(self, frame: MessageFrame) -> None:
@@ -83,8 +84,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if not notify:
+            return
         answer = self.answer_stream.answer if self.answer_stream else None
-        if notify and answer is not None:
+        if answer is None:
+            await self._send_chunk(StreamChunk("error", "Stopped before the answer began.", {"code": "cancelled"}))
+        else:
             await self._send_chunk(StreamChunk("end", "", answer_metadata(answer)))
 
     async def _send_chunk(self, chunk: StreamChunk) -> None:

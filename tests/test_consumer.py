@@ -340,3 +340,31 @@ async def test_anonymous_socket_is_closed_with_4401() -> None:
     assert connected
     closed = await communicator.receive_output(timeout=2)
     assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def test_cancel_before_the_answer_starts_is_acknowledged(user: Any, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.enqueue(Scenario(ttft_ms=2000))
+    communicator = await connect(user)
+    await communicator.send_json_to(message())
+    await communicator.send_json_to({"type": "cancel"})
+    frames = [await communicator.receive_json_from(timeout=5)]
+    while frames[-1]["chunk_type"] not in ("end", "error"):
+        frames.append(await communicator.receive_json_from(timeout=5))
+    await communicator.disconnect()
+    # Either the cancel landed before `start` (nothing saved) or after it (a stopped answer was saved).
+    last = frames[-1]
+    if last["chunk_type"] == "error":
+        assert last["metadata"] == {"code": "cancelled"} and "Stopped" in last["content"]
+    else:
+        assert last["metadata"]["finish_reason"] == "cancelled"
+        assert await Message.objects.filter(id=last["metadata"]["message_id"]).aexists()
+
+
+async def test_rate_limited_provider_gets_a_readable_error(user: Any, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.enqueue(Scenario(status=429, retry_after=1))
+    communicator = await connect(user)
+    await communicator.send_json_to(message())
+    frames = await receive_until_done(communicator)
+    await communicator.disconnect()
+    assert frames[-1]["chunk_type"] == "error" and "rate limited" in frames[-1]["content"]
+    assert "429" not in frames[-1]["content"]

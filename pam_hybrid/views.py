@@ -1,0 +1,133 @@
+"""Pages (chat, login, sign-up) and the small JSON API the chat page reads its sidebar and history from.
+
+Views stay thin: reads go through `pam_hybrid.selectors`, always scoped to `request.user`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth import login
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.views import LoginView
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from pam_hybrid.conf import pam_settings
+from pam_hybrid.models import Conversation, Message
+from pam_hybrid.selectors import (
+    conversation_get_for_user,
+    conversation_list_for_user,
+    message_list_for_conversation,
+)
+
+CONVERSATION_LIST_LIMIT = 50
+WEBSOCKET_PATH = "/ws/chat/"
+
+View = Callable[..., HttpResponse]
+
+
+def api_login_required(view: View) -> View:
+    """Like `login_required`, but answers 401 JSON instead of redirecting: the caller is page script, not a person."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "authentication required"}, status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _signed_in_user(request: HttpRequest) -> AbstractBaseUser:
+    """The request's user, narrowed for the type checker; only called behind a login check."""
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    return user
+
+
+@login_required
+@require_GET
+def chat(request: HttpRequest) -> HttpResponse:
+    context = {
+        "ws_path": WEBSOCKET_PATH,
+        "max_message_chars": pam_settings().max_message_chars,
+        "messages_url_template": reverse("conversation_messages", args=[UUID(int=0)]),
+        "zero_uuid": str(UUID(int=0)),
+    }
+    return render(request, "pam_hybrid/chat.html", context)
+
+
+class PamLoginView(LoginView):
+    """Django's login view, telling the template whether to offer sign-up."""
+
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["signup_enabled"] = pam_settings().signup_enabled
+        return context
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account (Django's password validators apply), sign it in, and open the chat."""
+    if not pam_settings().signup_enabled:
+        raise Http404("Sign-up is disabled.")
+    if request.user.is_authenticated:
+        return redirect("chat")
+    form: UserCreationForm[Any] = UserCreationForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        user = form.save()
+        login(request, user)
+        return redirect("chat")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def _conversation_summary(conversation: Conversation) -> dict[str, Any]:
+    return {"id": conversation.id, "title": conversation.title, "updated_at": conversation.updated_at}
+
+
+def _message_data(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "error": message.error,
+        "model": message.model,
+        "provider": message.provider,
+        "route": message.route,
+        "created_at": message.created_at,
+    }
+
+
+@require_GET
+@never_cache
+@api_login_required
+def conversations(request: HttpRequest) -> HttpResponse:
+    items = conversation_list_for_user(user=_signed_in_user(request))[:CONVERSATION_LIST_LIMIT]
+    return JsonResponse({"conversations": [_conversation_summary(c) for c in items]})
+
+
+@require_GET
+@never_cache
+@api_login_required
+def conversation_messages(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = conversation_get_for_user(user=_signed_in_user(request), conversation_id=conversation_id)
+    if conversation is None:
+        return JsonResponse({"error": "not found"}, status=404)
+    messages = message_list_for_conversation(conversation=conversation)
+    return JsonResponse(
+        {
+            "conversation": {"id": conversation.id, "title": conversation.title},
+            "messages": [_message_data(m) for m in messages],
+        }
+    )
