@@ -368,3 +368,19 @@ async def test_rate_limited_provider_gets_a_readable_error(user: Any, fake_upstr
     await communicator.disconnect()
     assert frames[-1]["chunk_type"] == "error" and "rate limited" in frames[-1]["content"]
     assert "429" not in frames[-1]["content"]
+
+
+@pytest.mark.parametrize("route", ["simple", "complex"])
+async def test_connection_reset_mid_stream_keeps_the_partial_answer(
+    user: Any, fake_upstream: FakeUpstream, route: str
+) -> None:
+    fake_upstream.enqueue(Scenario(text="these words arrive and then the line drops", reset_after_tokens=3))
+    communicator = await connect(user)
+    await communicator.send_json_to(message("hi", route=route))
+    frames = await receive_until_done(communicator)
+    await communicator.disconnect()
+    error = frames[-1]
+    assert error["chunk_type"] == "error" and "unavailable" in error["content"]
+    answer, usage = await saved_answer(error["metadata"]["message_id"])
+    assert answer.status == Message.Status.PARTIAL and answer.content == "these words arrive "
+    assert usage.outcome == "error" and usage.usage_estimated

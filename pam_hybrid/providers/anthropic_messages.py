@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
+import httpx2
 from anthropic.types import (
     MessageParam,
     RawContentBlockDeltaEvent,
@@ -116,6 +117,7 @@ class AnthropicProvider:
                         yield tally.delta(event.usage)
                     elif isinstance(event, RawMessageStopEvent) and stop_reason:
                         yield Finish(reason=stop_reason, complete=stop_reason in COMPLETE_REASONS)
-        except anthropic.APIError as exc:
-            raise translate(self.name, exc, timeout_types=(anthropic.APITimeoutError,),
-                            connection_types=(anthropic.APIConnectionError,)) from exc
+        except (anthropic.APIError, httpx2.TransportError) as exc:
+            # Mid-stream, the SDK lets the HTTP client's own read errors and timeouts through unwrapped.
+            raise translate(self.name, exc, timeout_types=(anthropic.APITimeoutError, httpx2.TimeoutException),
+                            connection_types=(anthropic.APIConnectionError, httpx2.TransportError)) from exc

@@ -1,0 +1,1193 @@
+"""A local fake of the OpenAI and Anthropic streaming HTTP APIs, for tests and benchmarks.
+
+The real providers are unreachable from the test environment, and their failures are rare and hard to
+provoke, so the gateway is exercised against this server instead. It speaks the same wire format as the
+real APIs, byte for byte where it matters to the official SDKs:
+
+* ``POST /v1/chat/completions`` (OpenAI, SDK ``base_url`` = ``server.openai_base_url``) streams
+  ``data: {chat.completion.chunk}`` events: a first chunk with ``delta.role`` and an empty content, one
+  chunk per token, a chunk with an empty delta and ``finish_reason``, the usage chunk (``choices: []``)
+  only when ``stream_options.include_usage`` was requested, and ``data: [DONE]``.
+* ``POST /v1/messages`` (Anthropic, SDK ``base_url`` = ``server.anthropic_base_url``) streams
+  ``message_start``, ``content_block_start``, ``ping``, one ``content_block_delta`` (``text_delta``) per
+  token, ``content_block_stop``, ``message_delta`` (stop reason and the cumulative output token count)
+  and ``message_stop``, each as ``event: NAME`` / ``data: JSON``.
+* Any other path answers 404 with the provider's JSON error shape (Anthropic's when the request carries
+  an ``anthropic-version`` header, OpenAI's otherwise). Requests without ``"stream": true`` get a plain
+  JSON answer.
+
+It is written on bare asyncio streams, not a web framework, so that every byte and every fault is under
+control: HTTP/1.1 with keep-alive, responses ``text/event-stream`` with ``Transfer-Encoding: chunked``,
+each SSE event written as its own chunk and drained at once.
+
+Behaviour is scripted per request with :class:`Scenario` objects queued by :meth:`FakeUpstream.enqueue`
+(reply text or tokens, finish reason, usage numbers, HTTP errors, in-band errors, clean early close, TCP
+reset, hangs with or without pings). Without a queued scenario the reply is
+``"Echo from {model}: {last user text}"``. ``ttft_ms`` and ``token_delay_ms`` on the server set the
+delay before the first content token and between tokens. A refused connection is not a scenario: tests
+point the client at a closed port for that.
+
+Every request is recorded in ``server.requests``; ``server.active_streams`` and ``server.disconnects``
+tell whether the client is still reading or hung up mid-stream.
+
+Run it in a background thread (``with FakeUpstream() as server: ...``), inside a running event loop
+(``async with FakeUpstream() as server: ...``) or from the command line::
+
+    python -m tests.fake_upstream --port 8100 --ttft-ms 200 --token-delay-ms 20 [--tokens N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import signal
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any, Literal
+
+__all__ = [
+    "FakeUpstream",
+    "Outcome",
+    "Provider",
+    "RecordedRequest",
+    "Scenario",
+    "default_reply",
+    "input_token_count",
+    "last_user_text",
+    "tokenize",
+]
+
+Provider = Literal["openai", "anthropic"]
+Outcome = Literal[
+    "pending",  # still being answered
+    "completed",  # the full answer, final event included, was sent
+    "error_status",  # answered with an HTTP error status (scripted or 400/404)
+    "error_in_band",  # an error event was sent mid-stream (HTTP status 200)
+    "closed_early",  # the stream ended cleanly before its final event
+    "reset",  # the TCP connection was aborted with a RST
+    "client_disconnected",  # the client went away before the answer was complete
+    "server_stopped",  # the server shut down while answering
+]
+
+OPENAI_PATH = "/v1/chat/completions"
+ANTHROPIC_PATH = "/v1/messages"
+
+MAX_HEAD_BYTES = 64 * 1024
+READ_SIZE = 64 * 1024
+SYSTEM_FINGERPRINT = "fp_fake0upstream"
+TOKENS_PER_MESSAGE = 4
+
+_TOKEN_RE = re.compile(r"\S+\s*|\s+")
+_WORD_RE = re.compile(r"\S+")
+
+# Finish reasons in one provider's vocabulary, translated to the other's so a scenario can say either.
+_TO_ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+_TO_OPENAI_FINISH = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls", "stop_sequence": "stop"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Scripting and recording
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    """How the fake answers one request. Every field is optional; unset fields take the defaults.
+
+    Token counts (``*_after_tokens``) count content tokens already sent: 0 means before the first one, the
+    reply's length means after the last one but before the final events, more than that never happens.
+    """
+
+    provider: Provider | None = None
+    """Only a request to this provider takes the scenario from the queue (None: the next request)."""
+
+    text: str | None = None
+    """Reply text, split into tokens on word boundaries (spaces kept). Like every reply, it is cut to the
+    request's ``max_tokens`` / ``max_completion_tokens`` if longer, as the real APIs do."""
+    tokens: list[str] | None = None
+    """Explicit reply tokens (wins over ``text``)."""
+    finish: str | None = None
+    """Finish reason, e.g. "stop"/"length" (OpenAI) or "end_turn"/"max_tokens" (Anthropic); the common
+    ones are translated, so either vocabulary works for both providers, and others (e.g. "content_filter",
+    "refusal") are sent as given. Default: stop/end_turn, or length/max_tokens when the request's token
+    limit cut the reply."""
+
+    input_tokens: int | None = None
+    """OpenAI ``prompt_tokens`` / Anthropic ``input_tokens``, reported verbatim (default: input_token_count)."""
+    output_tokens: int | None = None
+    """Final output token count (default: the number of tokens streamed)."""
+    cached_tokens: int = 0
+    """OpenAI ``prompt_tokens_details.cached_tokens`` / Anthropic ``cache_read_input_tokens``."""
+    cache_creation_tokens: int = 0
+    """Anthropic ``cache_creation_input_tokens``."""
+
+    status: int | None = None
+    """Answer with this HTTP error status and the provider's JSON error body instead of a stream."""
+    retry_after: float | None = None
+    """Value of the ``Retry-After`` header sent with ``status``."""
+    error_type: str | None = None
+    """Provider error type for ``status`` or the in-band error (default depends on status/provider)."""
+    error_message: str | None = None
+    """Error message for ``status`` or the in-band error."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers."""
+
+    error_after_tokens: int | None = None
+    """Send an in-band error event after N tokens, then end the stream (HTTP status stays 200)."""
+    close_after_tokens: int | None = None
+    """End the chunked body cleanly after N tokens, without finish/usage/[DONE]/message_stop, and close."""
+    reset_after_tokens: int | None = None
+    """Abort the TCP connection (RST) after N tokens."""
+    hang_before_first_token: bool = False
+    """Send the stream's preamble, then nothing until the client disconnects."""
+    hang_after_tokens: int | None = None
+    """Send N tokens, then nothing until the client disconnects."""
+    ping_while_hanging: bool = False
+    """While hanging, Anthropic streams send a ``ping`` event every ``server.ping_interval_ms``
+    (OpenAI has no keep-alive events and stays silent)."""
+
+    ttft_ms: float | None = None
+    """Override of ``server.ttft_ms`` for this request."""
+    token_delay_ms: float | None = None
+    """Override of ``server.token_delay_ms`` for this request."""
+
+    def hang_point(self) -> int | None:
+        """Number of tokens after which the stream hangs, if it does."""
+        return 0 if self.hang_before_first_token else self.hang_after_tokens
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake received it, and what became of it.
+
+    Times are ``time.monotonic()`` readings taken in the server's thread (the clock is shared by the
+    whole process, so tests may compare them with their own ``time.monotonic()``).
+    """
+
+    provider: Provider | None
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any
+    received_at: float
+    stream: bool = False
+    scenario: Scenario | None = None
+    status: int | None = None
+    outcome: Outcome = "pending"
+    tokens_sent: int = 0
+    first_token_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def model(self) -> str | None:
+        return self.json.get("model") if isinstance(self.json, dict) else None
+
+    @property
+    def messages(self) -> list[Any]:
+        messages = self.json.get("messages") if isinstance(self.json, dict) else None
+        return messages if isinstance(messages, list) else []
+
+
+# --------------------------------------------------------------------------------------------------
+# Text helpers (public so tests can compute what the fake will answer)
+# --------------------------------------------------------------------------------------------------
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into tokens on word boundaries, keeping the spaces: "a b" -> ["a ", "b"]."""
+    return _TOKEN_RE.findall(text)
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message's content: a string, or the ``text`` parts of a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+        return " ".join(part for part in parts if isinstance(part, str))
+    return ""
+
+
+def last_user_text(body: Mapping[str, Any]) -> str:
+    """Text of the last ``user`` message of a chat request ("" if there is none)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _content_text(message.get("content"))
+    return ""
+
+
+def default_reply(body: Mapping[str, Any]) -> str:
+    """The reply the fake gives when no scenario is queued."""
+    return f"Echo from {body.get('model', 'unknown')}: {last_user_text(body)}"
+
+
+def input_token_count(body: Mapping[str, Any]) -> int:
+    """Deterministic stand-in for the provider's input token count.
+
+    Words of every message's text, plus ``TOKENS_PER_MESSAGE`` per message; Anthropic's top-level
+    ``system`` prompt counts as one more message.
+    """
+    texts: list[str] = []
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        texts.extend(_content_text(m.get("content")) for m in messages if isinstance(m, dict))
+    if body.get("system"):
+        texts.append(_content_text(body["system"]))
+    return sum(len(_WORD_RE.findall(text)) + TOKENS_PER_MESSAGE for text in texts)
+
+
+def _provider_for_path(path: str) -> Provider | None:
+    if path == OPENAI_PATH:
+        return "openai"
+    if path == ANTHROPIC_PATH:
+        return "anthropic"
+    return None
+
+
+def _request_token_limit(provider: Provider, body: Mapping[str, Any]) -> int | None:
+    keys = ("max_tokens",) if provider == "anthropic" else ("max_completion_tokens", "max_tokens")
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, int) and value >= 0:
+            return value
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Wire dialects: what each provider's events, errors and bodies look like
+# --------------------------------------------------------------------------------------------------
+
+
+def _reason_phrase(status: int) -> str:
+    """Reason phrase of a status line; Anthropic's non-standard 529 included."""
+    if status == 529:
+        return "Overloaded"
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class _Answer:
+    """Everything a dialect needs to render one answer."""
+
+    request_id: str
+    model: str
+    body: Mapping[str, Any]
+    tokens: list[str]
+    finish: str
+    input_tokens: int
+    output_tokens: int | None
+    cached_tokens: int
+    cache_creation_tokens: int
+    error_type: str | None
+    error_message: str | None
+
+
+class _OpenAIDialect:
+    provider: Provider = "openai"
+
+    _ERRORS: dict[int, tuple[str, str | None, str]] = {
+        400: ("invalid_request_error", None, "Invalid request."),
+        401: (
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+        ),
+        403: ("invalid_request_error", "unsupported_country_region_territory", "Country not supported."),
+        404: ("invalid_request_error", None, "Not found."),
+        429: ("requests", "rate_limit_exceeded", "Rate limit reached. Please try again later."),
+        500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
+        503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+    }
+
+    def __init__(self, answer: _Answer) -> None:
+        self.answer = answer
+        self.completion_id = "chatcmpl-" + answer.request_id.removeprefix("req_")
+        self.created = int(time.time())
+        options = answer.body.get("stream_options")
+        options = options if isinstance(options, dict) else {}
+        self.include_usage = options.get("include_usage") is True
+        self.include_obfuscation = options.get("include_obfuscation", True) is not False
+
+    @staticmethod
+    def finish_reason(finish: str) -> str:
+        return _TO_OPENAI_FINISH.get(finish, finish)
+
+    @classmethod
+    def error_body(cls, status: int, error_type: str | None, message: str | None) -> dict[str, Any]:
+        default_type, code, default_message = cls._ERRORS.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None, _reason_phrase(status))
+        )
+        return {
+            "error": {
+                "message": message or default_message,
+                "type": error_type or default_type,
+                "param": None,
+                "code": code,
+            }
+        }
+
+    def response_headers(self) -> dict[str, str]:
+        return {"x-request-id": self.answer.request_id, "openai-version": "2020-10-01", "openai-processing-ms": "1"}
+
+    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.answer.model,
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": choices,
+        }
+        if self.include_usage:
+            chunk["usage"] = usage
+        if self.include_obfuscation:
+            chunk["obfuscation"] = "fake"
+        return f"data: {_dumps(chunk)}\n\n".encode()
+
+    @staticmethod
+    def _choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    def usage(self, output_tokens: int) -> dict[str, Any]:
+        prompt_tokens = self.answer.input_tokens
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": output_tokens,
+            "total_tokens": prompt_tokens + output_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.answer.cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def preamble(self) -> list[bytes]:
+        return [self._chunk([self._choice({"role": "assistant", "content": "", "refusal": None})])]
+
+    def token(self, text: str) -> bytes:
+        return self._chunk([self._choice({"content": text})])
+
+    def ping(self) -> bytes | None:
+        return None
+
+    def in_band_error(self) -> bytes:
+        body = self.error_body(500, self.answer.error_type, self.answer.error_message)
+        return f"data: {_dumps(body)}\n\n".encode()
+
+    def finale(self, output_tokens: int) -> list[bytes]:
+        events = [self._chunk([self._choice({}, self.finish_reason(self.answer.finish))])]
+        if self.include_usage:
+            events.append(self._chunk([], self.usage(output_tokens)))
+        events.append(b"data: [DONE]\n\n")
+        return events
+
+    def complete_body(self, output_tokens: int) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self.answer.tokens),
+            "refusal": None,
+            "annotations": [],
+        }
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.answer.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.finish_reason(self.answer.finish),
+                }
+            ],
+            "usage": self.usage(output_tokens),
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+
+
+class _AnthropicDialect:
+    provider: Provider = "anthropic"
+
+    _ERRORS: dict[int, tuple[str, str]] = {
+        400: ("invalid_request_error", "Invalid request."),
+        401: ("authentication_error", "invalid x-api-key"),
+        403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+        404: ("not_found_error", "Not found."),
+        413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+        429: ("rate_limit_error", "This request would exceed your organization's rate limit."),
+        500: ("api_error", "Internal server error"),
+        529: ("overloaded_error", "Overloaded"),
+    }
+
+    def __init__(self, answer: _Answer) -> None:
+        self.answer = answer
+        self.message_id = "msg_" + answer.request_id.removeprefix("req_")
+
+    @staticmethod
+    def finish_reason(finish: str) -> str:
+        return _TO_ANTHROPIC_STOP.get(finish, finish)
+
+    @classmethod
+    def error_body(
+        cls, status: int, error_type: str | None, message: str | None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        default_type, default_message = cls._ERRORS.get(
+            status, ("api_error" if status >= 500 else "invalid_request_error", _reason_phrase(status))
+        )
+        return {
+            "type": "error",
+            "error": {"type": error_type or default_type, "message": message or default_message},
+            "request_id": request_id,
+        }
+
+    def response_headers(self) -> dict[str, str]:
+        return {"request-id": self.answer.request_id, "anthropic-organization-id": "00000000-fake-upstream"}
+
+    @staticmethod
+    def _event(name: str, data: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {_dumps(data)}\n\n".encode()
+
+    def _usage(self, output_tokens: int) -> dict[str, Any]:
+        return {
+            "input_tokens": self.answer.input_tokens,
+            "cache_creation_input_tokens": self.answer.cache_creation_tokens,
+            "cache_read_input_tokens": self.answer.cached_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.answer.cache_creation_tokens,
+                "ephemeral_1h_input_tokens": 0,
+            },
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        }
+
+    def _message(self, content: list[dict[str, Any]], stop_reason: str | None, output_tokens: int) -> dict[str, Any]:
+        return {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.answer.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": self._usage(output_tokens),
+        }
+
+    def preamble(self) -> list[bytes]:
+        return [
+            self._event("message_start", {"type": "message_start", "message": self._message([], None, 1)}),
+            self._event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
+            self._event("ping", {"type": "ping"}),
+        ]
+
+    def token(self, text: str) -> bytes:
+        return self._event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+        )
+
+    def ping(self) -> bytes | None:
+        return self._event("ping", {"type": "ping"})
+
+    def in_band_error(self) -> bytes:
+        body = self.error_body(529, self.answer.error_type, self.answer.error_message, self.answer.request_id)
+        body.pop("request_id")  # the in-band event carries only type and error
+        return self._event("error", body)
+
+    def finale(self, output_tokens: int) -> list[bytes]:
+        usage = {
+            "input_tokens": self.answer.input_tokens,
+            "cache_creation_input_tokens": self.answer.cache_creation_tokens,
+            "cache_read_input_tokens": self.answer.cached_tokens,
+            "output_tokens": output_tokens,
+        }
+        delta = {"stop_reason": self.finish_reason(self.answer.finish), "stop_sequence": None}
+        return [
+            self._event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            self._event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}),
+            self._event("message_stop", {"type": "message_stop"}),
+        ]
+
+    def complete_body(self, output_tokens: int) -> dict[str, Any]:
+        content = [{"type": "text", "text": "".join(self.answer.tokens)}]
+        return self._message(content, self.finish_reason(self.answer.finish), output_tokens)
+
+
+_Dialect = _OpenAIDialect | _AnthropicDialect
+
+
+def _error_body(provider: Provider, status: int, error_type: str | None, message: str | None, request_id: str) -> Any:
+    if provider == "anthropic":
+        return _AnthropicDialect.error_body(status, error_type, message, request_id)
+    return _OpenAIDialect.error_body(status, error_type, message)
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP/1.1 on asyncio streams
+# --------------------------------------------------------------------------------------------------
+
+
+class _BadRequest(Exception):
+    """The bytes received are not an HTTP/1.1 request we can parse."""
+
+
+class _ClientGone(Exception):
+    """The client closed the connection."""
+
+
+@dataclass
+class _HttpRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def keep_alive(self) -> bool:
+        return "close" not in self.headers.get("connection", "").lower()
+
+
+class _HttpConnection:
+    """One client connection: buffered request parsing, chunked responses, disconnect detection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buffer = bytearray()
+        self.eof = False
+
+    async def _fill(self) -> bool:
+        """Read more bytes into the buffer; False at end of stream."""
+        if self.eof:
+            return False
+        try:
+            data = await self.reader.read(READ_SIZE)
+        except ConnectionError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buffer += data
+        return True
+
+    async def watch_eof(self) -> None:
+        """Return when the client closes its side (bytes it sends meanwhile are kept for the next request)."""
+        while await self._fill():
+            pass
+
+    async def _read_until(self, marker: bytes, limit: int) -> bytes:
+        while (index := self.buffer.find(marker)) < 0:
+            if len(self.buffer) > limit:
+                raise _BadRequest("request head too large")
+            if not await self._fill():
+                raise _ClientGone
+        end = index + len(marker)
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return data
+
+    async def _read_exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not await self._fill():
+                raise _ClientGone
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    async def _read_chunked_body(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_line = await self._read_until(b"\r\n", MAX_HEAD_BYTES)
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError as err:
+                raise _BadRequest("bad chunk size") from err
+            if size == 0:
+                while await self._read_until(b"\r\n", MAX_HEAD_BYTES) != b"\r\n":
+                    pass  # trailers, ignored
+                return bytes(body)
+            body += await self._read_exactly(size)
+            if await self._read_exactly(2) != b"\r\n":
+                raise _BadRequest("bad chunk terminator")
+
+    async def read_request(self) -> _HttpRequest | None:
+        """The next request on the connection, or None when the client closed it between requests."""
+        while not self.buffer:
+            if not await self._fill():
+                return None
+        head = (await self._read_until(b"\r\n\r\n", MAX_HEAD_BYTES)).decode("latin-1")
+        request_line, *header_lines = head.rstrip("\r\n").split("\r\n")
+        try:
+            method, target, version = request_line.split(" ")
+        except ValueError as err:
+            raise _BadRequest(f"bad request line {request_line!r}") from err
+        if not version.startswith("HTTP/1."):
+            raise _BadRequest(f"unsupported version {version!r}")
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise _BadRequest(f"bad header line {line!r}")
+            name = name.strip().lower()
+            value = value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if headers.get("expect", "").lower() == "100-continue":
+            await self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await self._read_chunked_body()
+        else:
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError as err:
+                raise _BadRequest("bad content-length") from err
+            body = await self._read_exactly(length)
+        return _HttpRequest(method=method, path=target.split("?", 1)[0], headers=headers, body=body)
+
+    async def write(self, data: bytes) -> None:
+        """Write and drain at once, so each piece leaves promptly; _ClientGone if the client is gone."""
+        if self.writer.is_closing():
+            raise _ClientGone
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError) as err:
+            raise _ClientGone from err
+
+    @staticmethod
+    def _head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
+        lines = [f"HTTP/1.1 {status} {_reason_phrase(status)}", f"Date: {formatdate(usegmt=True)}"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def send_json(self, status: int, body: Any, headers: Mapping[str, str], keep_alive: bool) -> None:
+        payload = json.dumps(body).encode()
+        all_headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            ("Connection", "keep-alive" if keep_alive else "close"),
+            *headers.items(),
+        ]
+        await self.write(self._head(status, all_headers) + payload)
+
+    async def start_event_stream(self, headers: Mapping[str, str]) -> None:
+        all_headers = [
+            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Transfer-Encoding", "chunked"),
+            ("Connection", "keep-alive"),
+            ("Cache-Control", "no-cache"),
+            *headers.items(),
+        ]
+        await self.write(self._head(200, all_headers))
+
+    async def send_chunk(self, data: bytes) -> None:
+        await self.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    async def end_chunks(self) -> None:
+        await self.write(b"0\r\n\r\n")
+
+    def reset(self) -> None:
+        """Abort the TCP connection with a RST (SO_LINGER 0), not a FIN."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+def _conclude(record: RecordedRequest, outcome: Outcome) -> None:
+    """Record how an answer ended. Called just *before* the bytes that show it to the client, so that a
+    test which has seen the end of the answer also sees the outcome."""
+    record.outcome, record.ended_at = outcome, time.monotonic()
+
+
+class _StopConnection(Exception):
+    """The response ended in a way that leaves the connection unusable (closed or reset)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------------
+
+
+class FakeUpstream:
+    """Fake OpenAI + Anthropic streaming server; see the module docstring.
+
+    Knobs (plain attributes, read at each request, safe to set from any thread): ``ttft_ms``,
+    ``token_delay_ms``, ``default_tokens`` (make the default reply exactly N tokens long) and
+    ``ping_interval_ms``. Observations: ``requests``, ``active_streams`` (and its ``peak_active_streams``),
+    ``disconnects`` (clients that hung up mid-answer) and ``connections`` (TCP connections accepted).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ttft_ms: float = 0.0,
+        token_delay_ms: float = 0.0,
+        default_tokens: int | None = None,
+        ping_interval_ms: float = 100.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ttft_ms = ttft_ms
+        self.token_delay_ms = token_delay_ms
+        self.default_tokens = default_tokens
+        self.ping_interval_ms = ping_interval_ms
+        self._initial_knobs = (ttft_ms, token_delay_ms, default_tokens, ping_interval_ms)
+
+        self.requests: list[RecordedRequest] = []
+        self.active_streams = 0
+        self.peak_active_streams = 0
+        self.disconnects = 0
+        self.connections = 0
+
+        self._scenarios: deque[Scenario] = deque()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- URLs ------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.base_url
+
+    # ---- scripting -------------------------------------------------------------------------------
+
+    def enqueue(self, *scenarios: Scenario) -> None:
+        """Queue scenarios; each is taken by the next request to its provider (any provider if None)."""
+        with self._lock:
+            self._scenarios.extend(scenarios)
+
+    def pending_scenarios(self) -> list[Scenario]:
+        with self._lock:
+            return list(self._scenarios)
+
+    def reset(self) -> None:
+        """Forget queued scenarios, recorded requests and counters; restore the constructor's knobs."""
+        with self._lock:
+            self._scenarios.clear()
+        self.requests.clear()
+        self.disconnects = 0
+        self.connections = 0
+        self.peak_active_streams = self.active_streams
+        self.ttft_ms, self.token_delay_ms, self.default_tokens, self.ping_interval_ms = self._initial_knobs
+
+    def _take_scenario(self, provider: Provider) -> Scenario:
+        with self._lock:
+            for scenario in self._scenarios:
+                if scenario.provider in (None, provider):
+                    self._scenarios.remove(scenario)
+                    return scenario
+        return Scenario()
+
+    # ---- waiting (for assertions) ----------------------------------------------------------------
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float = 5.0, interval: float = 0.005) -> bool:
+        """Poll ``predicate`` from any event loop until it is true; False if still false after ``within`` s."""
+        deadline = time.monotonic() + within
+        while not predicate():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(interval)
+        return True
+
+    def wait_until_sync(self, predicate: Callable[[], bool], within: float = 5.0, interval: float = 0.005) -> bool:
+        """Blocking variant of :meth:`wait_until` for synchronous tests."""
+        deadline = time.monotonic() + within
+        while not predicate():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+        return True
+
+    async def wait_for_disconnects(self, count: int = 1, within: float = 5.0) -> bool:
+        """Wait until the server has seen ``count`` clients hang up mid-answer (False after ``within`` s)."""
+        return await self.wait_until(lambda: self.disconnects >= count, within)
+
+    # ---- lifecycle inside a running loop ---------------------------------------------------------
+
+    async def start_async(self) -> None:
+        """Start listening in the running event loop (binds a free port when ``port`` is 0)."""
+        self._server = await asyncio.start_server(self._handle_connection, self.host, self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop_async(self) -> None:
+        """Stop listening, close every connection (answers in progress end as "server_stopped")."""
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def __aenter__(self) -> FakeUpstream:
+        await self.start_async()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop_async()
+
+    # ---- lifecycle in a background thread --------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        """Run the server in a background thread with its own event loop; returns once it listens."""
+        if self._thread is not None:
+            raise RuntimeError("FakeUpstream already started")
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as err:  # reported to the starting thread
+                failure.append(err)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=f"fake-upstream-{id(self):x}", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            self._thread.join()
+            self._thread = self._loop = None
+            raise failure[0]
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection, stop the loop and join the thread."""
+        if self._thread is None or self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.stop_async(), self._loop).result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._thread = self._loop = None
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ---- connections -----------------------------------------------------------------------------
+
+    async def _handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        self.connections += 1
+        conn = _HttpConnection(reader, writer)
+        try:
+            while True:
+                try:
+                    request = await conn.read_request()
+                except _BadRequest as err:
+                    await conn.send_json(400, {"error": {"message": str(err)}}, {}, keep_alive=False)
+                    break
+                if request is None:
+                    break
+                await self._respond(conn, request)
+                if not request.keep_alive:
+                    break
+        except (_ClientGone, _StopConnection):
+            pass
+        except asyncio.CancelledError:
+            # stop_async() cancels the connection tasks. This task is the top of its connection, so it ends
+            # normally: Python 3.11's streams call task.exception() on it, which raises if it was cancelled.
+            pass
+        finally:
+            self._connections.discard(task)
+            await conn.close()
+
+    async def _respond(self, conn: _HttpConnection, http: _HttpRequest) -> None:
+        provider = _provider_for_path(http.path)
+        try:
+            body: Any = json.loads(http.body) if http.body else None
+        except ValueError:
+            body = None
+        record = RecordedRequest(
+            provider=provider,
+            method=http.method,
+            path=http.path,
+            headers=dict(http.headers),
+            json=body,
+            received_at=time.monotonic(),
+            stream=isinstance(body, dict) and body.get("stream") is True,
+        )
+        self.requests.append(record)
+        request_id = f"req_fake{next(self._ids):06d}"
+        error_shape: Provider = provider or ("anthropic" if "anthropic-version" in http.headers else "openai")
+        id_header = {"request-id" if error_shape == "anthropic" else "x-request-id": request_id}
+
+        async def fail(status: int, message: str) -> None:
+            record.status = status
+            _conclude(record, "error_status")
+            error = _error_body(error_shape, status, None, message, request_id)
+            await conn.send_json(status, error, id_header, http.keep_alive)
+
+        if provider is None or http.method != "POST":
+            await fail(404, f"Invalid URL ({http.method} {http.path})")
+            return
+        if not isinstance(body, dict):
+            await fail(400, "We could not parse the JSON body of your request.")
+            return
+
+        scenario = self._take_scenario(provider)
+        record.scenario = scenario
+
+        if scenario.status is not None:
+            headers = {**id_header, **scenario.headers}
+            if scenario.retry_after is not None:
+                headers["retry-after"] = f"{scenario.retry_after:g}"
+            error = _error_body(provider, scenario.status, scenario.error_type, scenario.error_message, request_id)
+            record.status = scenario.status
+            _conclude(record, "error_status")
+            await conn.send_json(scenario.status, error, headers, http.keep_alive)
+            return
+
+        answer = self._plan_answer(provider, body, scenario, request_id)
+        dialect: _Dialect = _OpenAIDialect(answer) if provider == "openai" else _AnthropicDialect(answer)
+        record.status = 200
+        if record.stream:
+            self.active_streams += 1
+            self.peak_active_streams = max(self.peak_active_streams, self.active_streams)
+            try:
+                await self._race_disconnect(conn, record, self._stream(conn, record, dialect, scenario))
+            finally:
+                self.active_streams -= 1
+        else:
+            await self._race_disconnect(
+                conn, record, self._reply_json(conn, record, dialect, scenario, http.keep_alive)
+            )
+
+    def _plan_answer(self, provider: Provider, body: dict[str, Any], scenario: Scenario, request_id: str) -> _Answer:
+        if scenario.tokens is not None:
+            tokens = list(scenario.tokens)
+        elif scenario.text is not None:
+            tokens = tokenize(scenario.text)
+        else:
+            tokens = tokenize(default_reply(body))
+            if self.default_tokens is not None:
+                tokens = list(itertools.islice(itertools.cycle(tokens or ["token "]), self.default_tokens))
+        finish = scenario.finish or "stop"
+        limit = _request_token_limit(provider, body)
+        if limit is not None and len(tokens) > limit:
+            tokens = tokens[:limit]
+            finish = scenario.finish or "length"
+        return _Answer(
+            request_id=request_id,
+            model=str(body.get("model", "")),
+            body=body,
+            tokens=tokens,
+            finish=finish,
+            input_tokens=scenario.input_tokens if scenario.input_tokens is not None else input_token_count(body),
+            output_tokens=scenario.output_tokens,
+            cached_tokens=scenario.cached_tokens,
+            cache_creation_tokens=scenario.cache_creation_tokens,
+            error_type=scenario.error_type,
+            error_message=scenario.error_message,
+        )
+
+    async def _race_disconnect(
+        self, conn: _HttpConnection, record: RecordedRequest, answer: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run an answer coroutine while watching for the client hanging up; cancel the answer if it does."""
+        answering = asyncio.ensure_future(answer)
+        watching = asyncio.ensure_future(conn.watch_eof())
+        try:
+            await asyncio.wait({answering, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if not answering.done():
+                answering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await answering
+                raise _ClientGone
+            answering.result()  # re-raises _ClientGone / _StopConnection
+        except _ClientGone:
+            _conclude(record, "client_disconnected")
+            self.disconnects += 1
+            raise
+        except asyncio.CancelledError:
+            if record.outcome == "pending":
+                _conclude(record, "server_stopped")
+            raise
+        finally:
+            for task in (answering, watching):
+                task.cancel()
+            await asyncio.gather(answering, watching, return_exceptions=True)
+
+    def _delays(self, scenario: Scenario) -> tuple[float, float]:
+        """This request's (ttft_ms, token_delay_ms): the scenario's overrides, else the server's knobs."""
+        ttft_ms = scenario.ttft_ms if scenario.ttft_ms is not None else self.ttft_ms
+        token_delay_ms = scenario.token_delay_ms if scenario.token_delay_ms is not None else self.token_delay_ms
+        return ttft_ms, token_delay_ms
+
+    async def _pause(self, ms: float) -> None:
+        if ms > 0:
+            await asyncio.sleep(ms / 1000)
+
+    @staticmethod
+    async def _sleep_until(deadline: float) -> None:
+        """Sleep until a ``time.monotonic()`` deadline (the event loop's clock too); no-op if it has passed."""
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _hang(self, conn: _HttpConnection, dialect: _Dialect, ping: bool) -> None:
+        """Send nothing (or only pings) until cancelled by the client's disconnect or the server's stop."""
+        event = dialect.ping() if ping else None
+        while event is not None:
+            await self._pause(self.ping_interval_ms)
+            await conn.send_chunk(event)
+        await asyncio.Event().wait()
+
+    async def _stream(
+        self, conn: _HttpConnection, record: RecordedRequest, dialect: _Dialect, scenario: Scenario
+    ) -> None:
+        answer = dialect.answer
+        ttft_ms, token_delay_ms = self._delays(scenario)
+        hang_at = scenario.hang_point()
+        fault_points = {scenario.error_after_tokens, scenario.close_after_tokens, scenario.reset_after_tokens, hang_at}
+
+        await conn.start_event_stream({**dialect.response_headers(), **scenario.headers})
+        for event in dialect.preamble():
+            await conn.send_chunk(event)
+
+        for sent in range(len(answer.tokens) + 1):
+            if sent < len(answer.tokens) or sent in fault_points:
+                # Token k is due ttft + k * delay after the request came in: a late token does not delay the
+                # next ones, so the stream keeps its nominal duration even when the process is busy.
+                await self._sleep_until(record.received_at + (ttft_ms + sent * token_delay_ms) / 1000)
+            if sent == hang_at:
+                await self._hang(conn, dialect, scenario.ping_while_hanging)
+            if sent == scenario.error_after_tokens:
+                _conclude(record, "error_in_band")
+                await conn.send_chunk(dialect.in_band_error())
+                await conn.end_chunks()
+                return
+            if sent == scenario.close_after_tokens:
+                _conclude(record, "closed_early")
+                await conn.end_chunks()
+                raise _StopConnection
+            if sent == scenario.reset_after_tokens:
+                _conclude(record, "reset")
+                conn.reset()
+                raise _StopConnection
+            if sent < len(answer.tokens):
+                record.tokens_sent = sent + 1
+                if sent == 0:
+                    record.first_token_at = time.monotonic()
+                await conn.send_chunk(dialect.token(answer.tokens[sent]))
+
+        output_tokens = answer.output_tokens if answer.output_tokens is not None else len(answer.tokens)
+        for event in dialect.finale(output_tokens):
+            await conn.send_chunk(event)
+        _conclude(record, "completed")
+        await conn.end_chunks()
+
+    async def _reply_json(
+        self, conn: _HttpConnection, record: RecordedRequest, dialect: _Dialect, scenario: Scenario, keep_alive: bool
+    ) -> None:
+        """Minimal non-streaming answer: waits as long as the stream would take, then one JSON body."""
+        answer = dialect.answer
+        if scenario.hang_point() is not None:
+            await asyncio.Event().wait()
+        ttft_ms, token_delay_ms = self._delays(scenario)
+        await self._sleep_until(record.received_at + (ttft_ms + token_delay_ms * max(len(answer.tokens) - 1, 0)) / 1000)
+        output_tokens = answer.output_tokens if answer.output_tokens is not None else len(answer.tokens)
+        headers = {**dialect.response_headers(), **scenario.headers}
+        record.tokens_sent = len(answer.tokens)
+        _conclude(record, "completed")
+        await conn.send_json(200, dialect.complete_body(output_tokens), headers, keep_alive)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = FakeUpstream(
+        args.host, args.port, ttft_ms=args.ttft_ms, token_delay_ms=args.token_delay_ms, default_tokens=args.tokens
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        print(
+            f"fake upstream listening: openai_base_url={server.openai_base_url} "
+            f"anthropic_base_url={server.anthropic_base_url}",
+            flush=True,
+        )
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_upstream", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100, help="0 picks a free port")
+    parser.add_argument("--ttft-ms", type=float, default=0.0, help="delay before the first content token")
+    parser.add_argument("--token-delay-ms", type=float, default=0.0, help="delay between tokens")
+    parser.add_argument("--tokens", type=int, default=None, help="make the default reply exactly N tokens long")
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

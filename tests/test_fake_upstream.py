@@ -1,0 +1,642 @@
+"""The fake upstream speaks the providers' wire format: checked by driving the real OpenAI and Anthropic SDKs.
+
+Besides proving the fake right, these tests pin down what the SDK versions in use really do with each
+fault (which exception, or none), which the gateway's error handling relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+import pytest
+
+from tests.fake_upstream import FakeUpstream, Scenario, default_reply, input_token_count, tokenize
+
+OPENAI_MODEL = "gpt-test"
+ANTHROPIC_MODEL = "claude-test"
+PROMPT = "Tell me a short story"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def server(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
+    upstream.reset()
+    yield upstream
+    upstream.reset()
+
+
+@pytest.fixture
+async def oai(server: FakeUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
+    client = openai.AsyncOpenAI(api_key="test", base_url=server.openai_base_url, max_retries=0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def claude(server: FakeUpstream) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    client = anthropic.AsyncAnthropic(api_key="test", base_url=server.anthropic_base_url, max_retries=0)
+    yield client
+    await client.close()
+
+
+def openai_request(**extra: Any) -> dict[str, Any]:
+    return {"model": OPENAI_MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True, **extra}
+
+
+def anthropic_request(**extra: Any) -> dict[str, Any]:
+    return {
+        "model": ANTHROPIC_MODEL,
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": True,
+        **extra,
+    }
+
+
+async def collect_openai(client: openai.AsyncOpenAI, **extra: Any) -> list[Any]:
+    stream = await client.chat.completions.create(**openai_request(**extra))
+    return [chunk async for chunk in stream]
+
+
+async def collect_anthropic(client: anthropic.AsyncAnthropic, **extra: Any) -> list[Any]:
+    stream = await client.messages.create(**anthropic_request(**extra))
+    return [event async for event in stream]
+
+
+def openai_text(chunks: list[Any]) -> str:
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def anthropic_text(events: list[Any]) -> str:
+    return "".join(e.delta.text for e in events if e.type == "content_block_delta")
+
+
+# --------------------------------------------------------------------------------------------------
+# OpenAI stream
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_openai_stream_default_reply(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
+    chunks = await collect_openai(oai)
+
+    expected = default_reply(openai_request())
+    assert expected == f"Echo from {OPENAI_MODEL}: {PROMPT}"
+    assert openai_text(chunks) == expected
+    first, *content, last = chunks
+    assert first.choices[0].delta.role == "assistant"
+    assert first.choices[0].delta.content == ""
+    assert [c.choices[0].delta.content for c in content] == tokenize(expected)
+    assert last.choices[0].finish_reason == "stop"
+    assert last.choices[0].delta.content is None
+    assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
+    assert all(c.usage is None and "usage" not in c.model_fields_set for c in chunks)
+    assert {c.id for c in chunks} == {chunks[0].id}
+    assert {(c.object, c.model, c.system_fingerprint) for c in chunks} == {
+        ("chat.completion.chunk", OPENAI_MODEL, "fp_fake0upstream")
+    }
+    assert server.requests[-1].outcome == "completed"
+
+
+async def test_openai_usage_chunk_only_when_requested(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
+    server.enqueue(Scenario(text="one two three", cached_tokens=2))
+    chunks = await collect_openai(oai, stream_options={"include_usage": True})
+
+    assert openai_text(chunks) == "one two three"
+    *streamed, finish, usage_chunk = chunks
+    assert all(c.usage is None and "usage" in c.model_fields_set for c in [*streamed, finish])
+    assert finish.choices[0].finish_reason == "stop"
+    assert usage_chunk.choices == []
+    usage = usage_chunk.usage
+    prompt_tokens = input_token_count(openai_request())
+    assert prompt_tokens == 5 + 4  # words + per-message overhead
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (prompt_tokens, 3, prompt_tokens + 3)
+    assert usage.prompt_tokens_details.cached_tokens == 2
+    assert usage.completion_tokens_details.reasoning_tokens == 0
+
+
+async def test_openai_scripted_length_finish_and_usage(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
+    server.enqueue(Scenario(tokens=["Hel", "lo", "!"], finish="length", input_tokens=40, output_tokens=7))
+    chunks = await collect_openai(oai, stream_options={"include_usage": True})
+
+    assert [c.choices[0].delta.content for c in chunks[1:4]] == ["Hel", "lo", "!"]
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (40, 7)
+
+
+async def test_openai_request_token_limit_cuts_the_reply(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
+    chunks = await collect_openai(oai, max_completion_tokens=2)
+
+    assert openai_text(chunks) == "Echo from "
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+# --------------------------------------------------------------------------------------------------
+# Anthropic stream
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_anthropic_stream_default_reply(server: FakeUpstream, claude: anthropic.AsyncAnthropic) -> None:
+    events = await collect_anthropic(claude, system="Be brief.")
+
+    expected = default_reply(anthropic_request())
+    assert anthropic_text(events) == expected
+    n_tokens = len(tokenize(expected))
+    # The ping after content_block_start is on the wire (see test_raw_wire_anthropic) but the SDK drops it.
+    assert [e.type for e in events] == [
+        "message_start",
+        "content_block_start",
+        *["content_block_delta"] * n_tokens,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    start, delta = events[0], events[-2]
+    assert start.message.model == ANTHROPIC_MODEL
+    assert start.message.stop_reason is None
+    assert start.message.content == []
+    assert start.message.usage.input_tokens == input_token_count(anthropic_request(system="Be brief.")) == 15
+    assert start.message.usage.output_tokens == 1
+    assert start.message.usage.cache_read_input_tokens == 0
+    assert delta.delta.stop_reason == "end_turn"
+    assert delta.usage.output_tokens == n_tokens
+
+
+async def test_anthropic_scripted_max_tokens_and_cache(server: FakeUpstream, claude: anthropic.AsyncAnthropic) -> None:
+    server.enqueue(Scenario(text="cut short", finish="max_tokens", cached_tokens=100, cache_creation_tokens=20))
+    events = await collect_anthropic(claude)
+
+    assert anthropic_text(events) == "cut short"
+    usage = events[0].message.usage
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (100, 20)
+    assert events[-2].delta.stop_reason == "max_tokens"
+    assert events[-2].usage.output_tokens == 2
+
+
+async def test_anthropic_stream_helper_treats_output_tokens_as_cumulative(
+    server: FakeUpstream, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(tokens=["a", "b", "c", "d"], finish="length"))  # OpenAI vocabulary works too
+    request = anthropic_request()
+    del request["stream"]
+    async with claude.messages.stream(**request) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        message = await stream.get_final_message()
+
+    assert text == "abcd"
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 4  # replaced by message_delta, not 1 + 4
+
+
+# --------------------------------------------------------------------------------------------------
+# Faults
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "openai_error", "anthropic_error"),
+    [
+        (500, openai.InternalServerError, anthropic.InternalServerError),
+        (429, openai.RateLimitError, anthropic.RateLimitError),
+        (401, openai.AuthenticationError, anthropic.AuthenticationError),
+    ],
+)
+async def test_http_error_status(
+    server: FakeUpstream,
+    oai: openai.AsyncOpenAI,
+    claude: anthropic.AsyncAnthropic,
+    status: int,
+    openai_error: type[openai.APIStatusError],
+    anthropic_error: type[anthropic.APIStatusError],
+) -> None:
+    server.enqueue(Scenario(provider="openai", status=status, retry_after=7))
+    server.enqueue(Scenario(provider="anthropic", status=status, retry_after=7))
+
+    with pytest.raises(openai_error) as oai_err:
+        await collect_openai(oai)
+    with pytest.raises(anthropic_error) as claude_err:
+        await collect_anthropic(claude)
+
+    assert oai_err.value.status_code == claude_err.value.status_code == status
+    assert oai_err.value.response.headers["retry-after"] == claude_err.value.response.headers["retry-after"] == "7"
+    assert set(oai_err.value.body) == {"message", "type", "param", "code"}  # the SDK unwraps {"error": ...}
+    assert claude_err.value.body["type"] == "error"
+    assert claude_err.value.body["error"]["type"] in {"api_error", "rate_limit_error", "authentication_error"}
+    assert [r.status for r in server.requests] == [status, status]
+
+
+async def test_anthropic_overloaded_status(server: FakeUpstream, claude: anthropic.AsyncAnthropic) -> None:
+    server.enqueue(Scenario(status=529))
+    with pytest.raises(anthropic.OverloadedError) as err:
+        await collect_anthropic(claude)
+    assert err.value.body["error"] == {"type": "overloaded_error", "message": "Overloaded"}
+
+
+async def test_in_band_error(server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic) -> None:
+    server.enqueue(Scenario(provider="openai", error_after_tokens=2))
+    server.enqueue(Scenario(provider="anthropic", error_after_tokens=2))
+
+    chunks: list[Any] = []
+    with pytest.raises(openai.APIError) as oai_err:
+        stream = await oai.chat.completions.create(**openai_request())
+        async for chunk in stream:
+            chunks.append(chunk)
+    assert type(oai_err.value) is openai.APIError  # the base class: no status code to look at
+    assert oai_err.value.body["type"] == "server_error"
+    assert len(chunks) == 1 + 2
+
+    events: list[Any] = []
+    with pytest.raises(anthropic.APIStatusError) as claude_err:
+        stream2 = await claude.messages.create(**anthropic_request())
+        async for event in stream2:
+            events.append(event)
+    assert type(claude_err.value) is anthropic.APIStatusError  # not OverloadedError
+    assert claude_err.value.status_code == 200
+    assert claude_err.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    assert anthropic_text(events) == "".join(tokenize(default_reply(anthropic_request()))[:2])
+
+    assert [r.outcome for r in server.requests] == ["error_in_band", "error_in_band"]
+
+
+async def test_clean_close_before_final_event_raises_nothing(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(provider="openai", close_after_tokens=3))
+    server.enqueue(Scenario(provider="anthropic", close_after_tokens=3))
+
+    chunks = await collect_openai(oai, stream_options={"include_usage": True})
+    assert len(chunks) == 1 + 3
+    assert all(c.choices[0].finish_reason is None for c in chunks)
+    assert all(c.usage is None for c in chunks)
+
+    events = await collect_anthropic(claude)
+    assert [e.type for e in events] == ["message_start", "content_block_start"] + ["content_block_delta"] * 3
+
+    assert [r.outcome for r in server.requests] == ["closed_early", "closed_early"]
+
+
+async def test_connection_reset(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(provider="openai", reset_after_tokens=2))
+    server.enqueue(Scenario(provider="anthropic", reset_after_tokens=2))
+
+    with pytest.raises(openai.APIConnectionError) as oai_err:
+        await collect_openai(oai)
+    assert not isinstance(oai_err.value, openai.APITimeoutError)
+    assert isinstance(oai_err.value.__cause__, httpx2.ReadError)
+
+    # anthropic 2.14 does not wrap errors raised while iterating a stream: the raw httpx2 error escapes.
+    with pytest.raises(httpx2.ReadError) as claude_err:
+        await collect_anthropic(claude)
+    assert not isinstance(claude_err.value, anthropic.APIError)
+
+    assert [r.outcome for r in server.requests] == ["reset", "reset"]
+
+
+async def test_hang_before_first_token_times_out_and_server_sees_disconnect(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(provider="openai", hang_before_first_token=True))
+    server.enqueue(Scenario(provider="anthropic", hang_before_first_token=True))
+
+    chunks: list[Any] = []
+    with pytest.raises(openai.APITimeoutError):
+        stream = await oai.chat.completions.create(**openai_request(), timeout=0.2)
+        async for chunk in stream:
+            chunks.append(chunk)
+    assert [c.choices[0].delta.content for c in chunks] == [""]  # only the role chunk came
+
+    # Again the raw httpx2 error, not anthropic.APITimeoutError.
+    with pytest.raises(httpx2.ReadTimeout):
+        await collect_anthropic(claude, timeout=0.2)
+
+    assert await server.wait_for_disconnects(2, within=2.0)
+    assert await server.wait_until(lambda: server.active_streams == 0, within=2.0)
+    assert [(r.outcome, r.tokens_sent) for r in server.requests] == [("client_disconnected", 0)] * 2
+
+
+async def test_hang_after_tokens(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
+    server.enqueue(Scenario(hang_after_tokens=2))
+    chunks: list[Any] = []
+    with pytest.raises(openai.APITimeoutError):
+        stream = await oai.chat.completions.create(**openai_request(), timeout=0.2)
+        async for chunk in stream:
+            chunks.append(chunk)
+    assert openai_text(chunks) == "Echo from "
+    assert await server.wait_for_disconnects(1)
+
+
+async def test_pings_while_hanging_defeat_the_read_timeout(
+    server: FakeUpstream, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.ping_interval_ms = 50
+    server.enqueue(Scenario(hang_after_tokens=1, ping_while_hanging=True))
+    events: list[Any] = []
+
+    async def consume() -> None:
+        stream = await claude.messages.create(**anthropic_request(), timeout=0.2)
+        async for event in stream:
+            events.append(event)
+
+    # The SDK's 0.2 s read timeout never fires; only our own deadline ends the wait.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(consume(), timeout=0.7)
+    assert [e.type for e in events] == ["message_start", "content_block_start", "content_block_delta"]
+    assert await server.wait_for_disconnects(1)
+    assert server.requests[-1].outcome == "client_disconnected"
+
+
+# --------------------------------------------------------------------------------------------------
+# Timing, recording, concurrency, other endpoints
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_ttft_and_token_delay_are_honoured(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.ttft_ms, server.token_delay_ms = 150, 30
+    server.enqueue(Scenario(tokens=["a ", "b ", "c ", "d"]), Scenario(tokens=["a ", "b ", "c ", "d"]))
+
+    async def content_times(events: AsyncIterator[Any], is_content: Any) -> list[float]:
+        return [time.monotonic() async for event in events if is_content(event)]
+
+    started = time.monotonic()
+    stream = await oai.chat.completions.create(**openai_request())
+    oai_times = await content_times(stream, lambda c: bool(c.choices and c.choices[0].delta.content))
+    oai_started = started
+
+    started = time.monotonic()
+    stream2 = await claude.messages.create(**anthropic_request())
+    claude_times = await content_times(stream2, lambda e: e.type == "content_block_delta")
+
+    for begin, times in ((oai_started, oai_times), (started, claude_times)):
+        # Token k leaves the server no sooner than ttft + k * delay after the request: measured from the start,
+        # the bounds hold whatever the scheduling jitter on the client's side.
+        assert [round(t - begin, 3) >= 0.150 + k * 0.030 for k, t in enumerate(times)] == [True] * 4
+    for record in server.requests:
+        assert record.first_token_at is not None and record.ended_at is not None
+        assert record.first_token_at - record.received_at >= 0.150
+        assert record.ended_at - record.received_at >= 0.150 + 3 * 0.030
+
+
+async def test_requests_are_recorded(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    await collect_openai(oai, stream_options={"include_usage": True})
+    await collect_anthropic(claude)
+
+    openai_record, anthropic_record = server.requests
+    assert (openai_record.provider, openai_record.path, openai_record.method) == (
+        "openai",
+        "/v1/chat/completions",
+        "POST",
+    )
+    assert openai_record.model == OPENAI_MODEL
+    assert openai_record.messages == [{"role": "user", "content": PROMPT}]
+    assert openai_record.json["stream_options"] == {"include_usage": True}
+    assert openai_record.stream is True
+    assert openai_record.headers["authorization"] == "Bearer test"
+    assert openai_record.headers["content-type"] == "application/json"
+
+    assert (anthropic_record.provider, anthropic_record.path) == ("anthropic", "/v1/messages")
+    assert anthropic_record.model == ANTHROPIC_MODEL
+    assert anthropic_record.json["max_tokens"] == 256
+    # anthropic 2.14 sends the API key as a bearer token, not as x-api-key.
+    assert anthropic_record.headers["authorization"] == "Bearer test"
+    assert "anthropic-version" in anthropic_record.headers
+
+    for record in server.requests:
+        assert record.status == 200
+        assert record.outcome == "completed"
+        assert record.ended_at is not None and record.ended_at >= record.received_at
+    assert await server.wait_until(lambda: server.active_streams == 0)  # counters move on the server's thread
+
+
+async def test_scenarios_are_taken_per_provider(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(provider="anthropic", text="for claude"), Scenario(text="for anyone"))
+
+    assert openai_text(await collect_openai(oai)) == "for anyone"
+    assert openai_text(await collect_openai(oai)) == default_reply(openai_request())
+    assert anthropic_text(await collect_anthropic(claude)) == "for claude"
+    assert server.pending_scenarios() == []
+
+
+async def test_default_tokens_sets_reply_length(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
+    server.default_tokens = 25
+    chunks = await collect_openai(oai)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == 25
+
+
+async def test_non_streaming_requests(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    completion = await oai.chat.completions.create(**openai_request(stream=False))
+    assert completion.choices[0].message.content == default_reply(openai_request())
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.prompt_tokens == input_token_count(openai_request())
+
+    message = await claude.messages.create(**anthropic_request(stream=False))
+    assert message.content[0].type == "text"
+    assert message.content[0].text == default_reply(anthropic_request())
+    assert message.stop_reason == "end_turn"
+    assert message.usage.output_tokens == len(tokenize(default_reply(anthropic_request())))
+
+
+async def test_unknown_path_is_404_in_each_providers_shape(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    with pytest.raises(openai.NotFoundError) as oai_err:
+        await oai.models.list()
+    assert oai_err.value.body["type"] == "invalid_request_error"
+
+    with pytest.raises(anthropic.NotFoundError) as claude_err:
+        await claude.models.list()
+    assert claude_err.value.body["error"]["type"] == "not_found_error"
+    assert [r.provider for r in server.requests] == [None, None]
+
+
+async def test_keep_alive_reuses_the_connection(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
+    for _ in range(3):
+        await collect_openai(oai, stream_options={"include_usage": True})
+    assert server.connections == 1
+
+
+async def test_fifty_concurrent_streams(server: FakeUpstream) -> None:
+    server.ttft_ms, server.token_delay_ms = 100, 10
+    n_streams = 60
+    client = openai.AsyncOpenAI(api_key="test", base_url=server.openai_base_url, max_retries=0)
+    try:
+
+        async def one(i: int) -> str:
+            stream = await client.chat.completions.create(
+                model=OPENAI_MODEL, messages=[{"role": "user", "content": f"stream {i}"}], stream=True
+            )
+            return openai_text([chunk async for chunk in stream])
+
+        started = time.monotonic()
+        texts = await asyncio.gather(*(one(i) for i in range(n_streams)))
+        elapsed = time.monotonic() - started
+    finally:
+        await client.close()
+
+    assert texts == [f"Echo from {OPENAI_MODEL}: stream {i}" for i in range(n_streams)]
+    assert server.peak_active_streams >= 50
+    assert elapsed < 2.0  # one stream takes ~0.15 s: they ran side by side
+
+
+# --------------------------------------------------------------------------------------------------
+# The raw wire
+# --------------------------------------------------------------------------------------------------
+
+
+async def raw_exchange(server: FakeUpstream, path: str, body: dict[str, Any], headers: str = "") -> bytes:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    payload = json.dumps(body).encode()
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+        + payload
+    )
+    data = await reader.read()  # until the server closes (Connection: close)
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+def split_chunks(body: bytes) -> list[bytes]:
+    chunks = []
+    while True:
+        size_line, body = body.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        chunks.append(body[:size])
+        assert body[size : size + 2] == b"\r\n"
+        body = body[size + 2 :]
+        if size == 0:
+            assert body == b""
+            return chunks
+
+
+async def test_raw_wire_openai(server: FakeUpstream) -> None:
+    server.enqueue(Scenario(text="hi there"))
+    data = await raw_exchange(server, "/v1/chat/completions", openai_request(stream_options={"include_usage": True}))
+
+    head, body = data.split(b"\r\n\r\n", 1)
+    head_lines = head.decode().split("\r\n")
+    assert head_lines[0] == "HTTP/1.1 200 OK"
+    assert "Content-Type: text/event-stream; charset=utf-8" in head_lines
+    assert "Transfer-Encoding: chunked" in head_lines
+    chunks = split_chunks(body)
+    assert chunks[-1] == b""
+    assert chunks[-2] == b"data: [DONE]\n\n"
+    events = [json.loads(chunk.removeprefix(b"data: ")) for chunk in chunks[:-2]]
+    assert all(chunk.startswith(b"data: {") and chunk.endswith(b"}\n\n") for chunk in chunks[:-2])  # one per chunk
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
+    assert [e["choices"][0]["delta"] for e in events[1:3]] == [{"content": "hi "}, {"content": "there"}]
+    assert events[3]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+    assert all(e["usage"] is None for e in events[:4])
+    assert events[4]["choices"] == []
+    assert set(events[4]["usage"]) >= {"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details"}
+
+
+async def test_raw_wire_anthropic(server: FakeUpstream) -> None:
+    server.enqueue(Scenario(text="hi"))
+    data = await raw_exchange(server, "/v1/messages", anthropic_request(), "anthropic-version: 2023-06-01\r\n")
+
+    chunks = split_chunks(data.split(b"\r\n\r\n", 1)[1])
+    names = [chunk.split(b"\n", 1)[0].decode() for chunk in chunks[:-1]]
+    assert names == [
+        "event: message_start",
+        "event: content_block_start",
+        "event: ping",
+        "event: content_block_delta",
+        "event: content_block_stop",
+        "event: message_delta",
+        "event: message_stop",
+    ]
+    for chunk, name in zip(chunks, names, strict=False):
+        _, data_line, *rest = chunk.decode().split("\n")
+        assert rest == ["", ""]  # "event: X\ndata: {...}\n\n"
+        assert json.loads(data_line.removeprefix("data: "))["type"] == name.removeprefix("event: ")
+
+
+async def test_raw_wire_in_band_openai_error(server: FakeUpstream) -> None:
+    server.enqueue(Scenario(error_after_tokens=0))
+    chunks = split_chunks(
+        (await raw_exchange(server, "/v1/chat/completions", openai_request())).split(b"\r\n\r\n", 1)[1]
+    )
+    assert json.loads(chunks[-2].removeprefix(b"data: "))["error"]["type"] == "server_error"
+
+
+# --------------------------------------------------------------------------------------------------
+# Lifecycle
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_stop_closes_idle_and_active_connections_cleanly(caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeUpstream().start()
+    client = openai.AsyncOpenAI(api_key="test", base_url=server.openai_base_url, max_retries=0)
+    try:
+        await collect_openai(client)  # leaves an idle keep-alive connection in the client's pool
+        server.enqueue(Scenario(hang_before_first_token=True))
+        stream = await client.chat.completions.create(**openai_request())
+        assert server.active_streams == 1
+        await asyncio.to_thread(server.stop)
+        # The connection closes mid-body: httpx2 reports an incomplete chunked read, the SDK wraps it.
+        with pytest.raises(openai.APIConnectionError):
+            async for _ in stream:
+                pass
+    finally:
+        await client.close()
+    assert [r.outcome for r in server.requests] == ["completed", "server_stopped"]
+    assert server.active_streams == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+async def test_in_loop_mode() -> None:
+    async with FakeUpstream() as server:
+        client = anthropic.AsyncAnthropic(api_key="test", base_url=server.anthropic_base_url, max_retries=0)
+        try:
+            assert anthropic_text(await collect_anthropic(client)) == default_reply(anthropic_request())
+        finally:
+            await client.close()
+
+
+def test_cli() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_upstream", "--port", "0", "--tokens", "5", "--ttft-ms", "10"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("fake upstream listening: openai_base_url=http://127.0.0.1:")
+        openai_base_url = line.split("openai_base_url=")[1].split()[0]
+        with openai.OpenAI(api_key="test", base_url=openai_base_url, max_retries=0) as client:
+            stream = client.chat.completions.create(**openai_request())
+            assert len([c for c in stream if c.choices and c.choices[0].delta.content]) == 5
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+        if process.stdout is not None:
+            process.stdout.close()
