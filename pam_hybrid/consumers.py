@@ -14,7 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.core.chunks import StreamChunk
-from pam_hybrid.core.gateway import AnswerStream, ChatRequest, answer_metadata
+from pam_hybrid.core.gateway import AnswerStream, ChatRequest, answer_metadata, prepare_providers
 from pam_hybrid.exceptions import BadInput
 from pam_hybrid.frames import ControlFrame, MessageFrame, parse_frame
 
@@ -24,6 +24,7 @@ CLOSE_UNAUTHENTICATED = 4401
 class ChatConsumer(AsyncWebsocketConsumer):
     answer_task: asyncio.Task[None] | None = None
     answer_stream: AnswerStream | None = None
+    warm_up: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -31,8 +32,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             # Accept first: a close before accepting is an HTTP 403 that browsers cannot tell from any other failure.
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        # While the user types, build the SDK clients so the first answer does not pay for them.
+        self.warm_up = asyncio.create_task(prepare_providers())
 
     async def disconnect(self, code: int) -> None:
+        if self.warm_up is not None:
+            self.warm_up.cancel()
         await self._stop_answer(notify=False)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
@@ -58,6 +59,17 @@ async def test_answer_streams_over_a_real_socket(
     usage = await sync_to_async(UsageRecord.objects.get)(message_id=end["message_id"])
     assert answer.status == "complete" and answer.content == "Streaming over a real socket works."
     assert usage.output_tokens == 6 and usage.ttft_ms is not None
+
+
+async def test_socket_idle_longer_than_redis_timeouts_still_answers(
+    live_server_url: str, session_cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    """With the Redis channel layer, an idle socket used to be closed with 1011 after redis-py's 5 s timeout."""
+    async with connect(ws_url(live_server_url), origin=live_server_url,
+                       additional_headers={"Cookie": session_cookie}) as ws:
+        await asyncio.sleep(6)
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
 
 
 async def test_socket_without_a_session_is_closed_4401(live_server_url: str) -> None:

@@ -1,6 +1,6 @@
 """Typed values that flow through the gateway.
 
-Providers yield `ProviderEvent`s (text pieces, usage, the finish reason); the gateway turns them into
+Providers yield `ProviderEvent`s (accepted, text pieces, usage, the finish reason); the gateway turns them into
 `StreamChunk`s, the frames the browser sees, each with one serialiser (`to_frame`).
 """
 
@@ -37,6 +37,11 @@ class StreamChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider accepted the request (its response has begun); tokens are on their way."""
+
+
+@dataclass(frozen=True, slots=True)
 class TextDelta:
     """A piece of answer text."""
 
@@ -62,7 +67,7 @@ class Finish:
     complete: bool
 
 
-ProviderEvent = TextDelta | Usage | Finish
+ProviderEvent = Accepted | TextDelta | Usage | Finish
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 save the answer with its usage, whatever happens to the stream.
 
 No token waits on a database write: ids are generated up front, the user's message is saved by a
-concurrent task, and the answer is saved once, at the end, in a shielded write that survives cancellation.
+concurrent task once the provider has accepted the request (while the model works on its first token),
+and the answer is saved once, at the end, in a shielded write that survives cancellation.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from pam_hybrid import services
 from pam_hybrid.conf import PamSettings, pam_settings
 from pam_hybrid.core.answer import Answer
-from pam_hybrid.core.chunks import ChatTurn, Finish, ProviderEvent, StreamChunk, TextDelta, Usage
+from pam_hybrid.core.chunks import Accepted, ChatTurn, Finish, ProviderEvent, StreamChunk, TextDelta, Usage
 from pam_hybrid.core.classifier import classify
 from pam_hybrid.core.context import estimate_tokens, fit_to_budget
 from pam_hybrid.core.pricing import cost_usd
 from pam_hybrid.core.routes import Target, resolve_route
 from pam_hybrid.exceptions import PamError, ProviderError, ProviderTimedOut, StreamInterrupted
 from pam_hybrid.providers.base import ModelRequest
+from pam_hybrid.providers.registry import warm_providers
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ class AnswerStream:
         self.started = time.perf_counter()
         self.classification_ms = 0.0
         self.answer: Answer | None = None
+        self._user_saved: asyncio.Future[None] | None = None
 
     async def chunks(self) -> AsyncGenerator[StreamChunk, None]:
         """A `start` chunk, `token` chunks, then `end` (or `error`); the answer is saved whatever happens."""
@@ -137,13 +140,6 @@ class AnswerStream:
             yield StreamChunk("error", "That conversation was not found.", {"code": "conversation_not_found"})
             return
         answer = self.answer = self._new_answer(target)
-        user_saved = asyncio.ensure_future(database_sync_to_async(services.user_message_create)(
-            user=self.request.user,
-            conversation_id=answer.conversation_id,
-            message_id=answer.user_message_id,
-            content=self.request.content,
-            client_msg_id=self.request.client_msg_id,
-        ))
         try:
             yield StreamChunk("start", metadata={
                 key: value for key, value in answer_metadata(answer).items() if key in _START_KEYS
@@ -152,7 +148,10 @@ class AnswerStream:
                                          max_output_tokens=self.settings.max_output_tokens)
             events = target.provider.stream(model_request, self.settings)
             async for event in _with_deadlines(events, self.settings, self.started):
-                if isinstance(event, TextDelta):
+                if isinstance(event, Accepted):
+                    # Save the user's message while the model thinks: the write competes with nothing then.
+                    self._start_user_message_save(answer)
+                elif isinstance(event, TextDelta):
                     answer.add_text(event.text, _ms_since(self.started))
                     yield StreamChunk("token", event.text)
                 elif isinstance(event, Usage):
@@ -175,7 +174,7 @@ class AnswerStream:
             answer.outcome = "cancelled"
             raise
         finally:
-            await self._finish(answer, turns, user_saved)
+            await self._finish(answer, turns)
         metadata = answer_metadata(answer)
         if answer.outcome == "error":
             yield StreamChunk("error", answer.error, {**metadata, "code": "provider_error"})
@@ -212,11 +211,23 @@ class AnswerStream:
             classification_ms=self.classification_ms,
         )
 
-    async def _finish(self, answer: Answer, turns: tuple[ChatTurn, ...], user_saved: asyncio.Future[None]) -> None:
+    def _start_user_message_save(self, answer: Answer) -> asyncio.Future[None]:
+        if self._user_saved is None:
+            self._user_saved = asyncio.ensure_future(database_sync_to_async(services.user_message_create)(
+                user=self.request.user,
+                conversation_id=answer.conversation_id,
+                message_id=answer.user_message_id,
+                content=self.request.content,
+                client_msg_id=self.request.client_msg_id,
+            ))
+        return self._user_saved
+
+    async def _finish(self, answer: Answer, turns: tuple[ChatTurn, ...]) -> None:
         """Settle usage and cost, then save: shielded, so a second cancellation cannot lose the answer."""
         answer.total_ms = _ms_since(self.started)
         answer.usage = _final_usage(answer, turns)
         answer.cost_usd = cost_usd(answer.model, answer.usage)
+        user_saved = self._start_user_message_save(answer)
         await asyncio.shield(asyncio.ensure_future(_save(self.request.user, user_saved, answer)))
         logger.info(
             "answer message=%s user=%s route=%s provider=%s model=%s in=%d out=%d cost=%s ttft_ms=%s total_ms=%s "
@@ -224,6 +235,11 @@ class AnswerStream:
             answer.usage.input_tokens, answer.usage.output_tokens, answer.cost_usd, answer.ttft_ms,
             answer.total_ms, answer.outcome,
         )
+
+
+async def prepare_providers() -> None:
+    """Build the configured providers' SDK clients ahead of the first answer."""
+    await warm_providers(pam_settings())
 
 
 def process_request_stream(request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:

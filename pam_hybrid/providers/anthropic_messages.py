@@ -6,6 +6,7 @@ the earlier count. `ping` and unknown events are ignored, so pings never count a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -21,7 +22,7 @@ from anthropic.types import (
 from anthropic.types import TextDelta as SDKTextDelta
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import ChatTurn, Finish, ProviderEvent, TextDelta, Usage
+from pam_hybrid.core.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, Usage
 from pam_hybrid.providers.base import ModelRequest
 from pam_hybrid.providers.client_cache import cached_client
 from pam_hybrid.providers.errors import translate
@@ -29,7 +30,7 @@ from pam_hybrid.providers.errors import translate
 COMPLETE_REASONS = frozenset({"end_turn", "stop_sequence", "refusal"})
 
 
-def _client(settings: PamSettings) -> anthropic.AsyncAnthropic:
+def _client(settings: PamSettings, loop: asyncio.AbstractEventLoop | None = None) -> anthropic.AsyncAnthropic:
     key = ("anthropic", settings.anthropic_api_key, settings.anthropic_base_url, settings.connect_timeout_ms,
            settings.idle_timeout_ms, settings.sdk_max_retries)
 
@@ -41,7 +42,7 @@ def _client(settings: PamSettings) -> anthropic.AsyncAnthropic:
             timeout=anthropic.Timeout(settings.idle_timeout_ms / 1000, connect=settings.connect_timeout_ms / 1000),
         )
 
-    return cached_client(key, make)
+    return cached_client(key, make, loop)
 
 
 def alternating_turns(turns: tuple[ChatTurn, ...]) -> list[MessageParam]:
@@ -92,6 +93,9 @@ class AnthropicProvider:
     def is_configured(self, settings: PamSettings) -> bool:
         return bool(settings.anthropic_api_key)
 
+    def warm(self, settings: PamSettings, loop: asyncio.AbstractEventLoop) -> None:
+        _client(settings, loop)
+
     async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
         tally = _UsageTally()
         stop_reason: str | None = None
@@ -106,6 +110,7 @@ class AnthropicProvider:
                 stream=True,
                 **kwargs,
             )
+            yield Accepted()
             async with stream:
                 async for event in stream:
                     if isinstance(event, RawMessageStartEvent):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +28,10 @@ class Provider(Protocol):
 
     def is_configured(self, settings: PamSettings) -> bool:
         """Whether this provider can be called with these settings (an API key is set)."""
+        ...
+
+    def warm(self, settings: PamSettings, loop: asyncio.AbstractEventLoop) -> None:
+        """Build what the first request would otherwise pay for (the SDK client); may run in a worker thread."""
         ...
 
     def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]: ...

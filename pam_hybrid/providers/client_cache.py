@@ -16,10 +16,13 @@ T = TypeVar("T")
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, object]] = weakref.WeakKeyDictionary()
 
 
-def cached_client(key: Hashable, factory: Callable[[], T]) -> T:
-    """The client for `key` on the running loop, made by `factory` on first use."""
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+def cached_client(key: Hashable, factory: Callable[[], T], loop: asyncio.AbstractEventLoop | None = None) -> T:
+    """The client for `key` on `loop` (default: the running loop), made by `factory` on first use.
+
+    Safe to call from a worker thread with an explicit loop: if two callers race, one client wins.
+    """
+    per_loop = _clients.setdefault(loop or asyncio.get_running_loop(), {})
     client = per_loop.get(key)
     if client is None:
-        client = per_loop[key] = factory()
+        client = per_loop.setdefault(key, factory())
     return client  # type: ignore[return-value]

@@ -10,7 +10,7 @@ import re
 from collections.abc import AsyncGenerator
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import Finish, ProviderEvent, TextDelta, Usage
+from pam_hybrid.core.chunks import Accepted, Finish, ProviderEvent, TextDelta, Usage
 from pam_hybrid.providers.base import ModelRequest
 
 OFFLINE_MODEL = "pam-offline"
@@ -33,9 +33,13 @@ class OfflineProvider:
     def is_configured(self, settings: PamSettings) -> bool:
         return True
 
+    def warm(self, settings: PamSettings, loop: asyncio.AbstractEventLoop) -> None:
+        """Nothing to prepare: the offline model has no client."""
+
     async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
         tokens = _TOKEN_RE.findall(offline_reply(request))[: request.max_output_tokens]
         delay = settings.offline_token_delay_ms / 1000
+        yield Accepted()
         for token in tokens:
             await asyncio.sleep(delay)
             yield TextDelta(token)

@@ -6,6 +6,7 @@ A refusal streams in `delta.refusal`, not `delta.content`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -13,7 +14,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import Finish, ProviderEvent, TextDelta, Usage
+from pam_hybrid.core.chunks import Accepted, Finish, ProviderEvent, TextDelta, Usage
 from pam_hybrid.providers.base import ModelRequest
 from pam_hybrid.providers.client_cache import cached_client
 from pam_hybrid.providers.errors import translate
@@ -21,7 +22,7 @@ from pam_hybrid.providers.errors import translate
 COMPLETE_REASONS = frozenset({"stop"})
 
 
-def _client(settings: PamSettings) -> openai.AsyncOpenAI:
+def _client(settings: PamSettings, loop: asyncio.AbstractEventLoop | None = None) -> openai.AsyncOpenAI:
     key = ("openai", settings.openai_api_key, settings.openai_base_url, settings.connect_timeout_ms,
            settings.idle_timeout_ms, settings.sdk_max_retries)
 
@@ -33,7 +34,7 @@ def _client(settings: PamSettings) -> openai.AsyncOpenAI:
             timeout=openai.Timeout(settings.idle_timeout_ms / 1000, connect=settings.connect_timeout_ms / 1000),
         )
 
-    return cached_client(key, make)
+    return cached_client(key, make, loop)
 
 
 def _messages(request: ModelRequest) -> list[ChatCompletionMessageParam]:
@@ -61,6 +62,9 @@ class OpenAIProvider:
     def is_configured(self, settings: PamSettings) -> bool:
         return bool(settings.openai_api_key)
 
+    def warm(self, settings: PamSettings, loop: asyncio.AbstractEventLoop) -> None:
+        _client(settings, loop)
+
     async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
         try:
             stream = await _client(settings).chat.completions.create(
@@ -70,6 +74,7 @@ class OpenAIProvider:
                 stream=True,
                 stream_options={"include_usage": True},
             )
+            yield Accepted()
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from pam_hybrid.conf import PamSettings
 from pam_hybrid.providers.anthropic_messages import AnthropicProvider
 from pam_hybrid.providers.base import Provider
 from pam_hybrid.providers.offline import OfflineProvider
@@ -20,6 +23,14 @@ def get_provider(name: str) -> Provider:
 
 def provider_names() -> list[str]:
     return sorted(_PROVIDERS)
+
+
+async def warm_providers(settings: PamSettings) -> None:
+    """Build the configured providers' clients in a worker thread, so the first answer does not pay for it."""
+    loop = asyncio.get_running_loop()
+    for provider in _PROVIDERS.values():
+        if provider.is_configured(settings):
+            await loop.run_in_executor(None, provider.warm, settings, loop)
 
 
 register(OpenAIProvider())
