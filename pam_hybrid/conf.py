@@ -29,6 +29,8 @@ class PamSettings:
     sdk_max_retries: int
     offline_token_delay_ms: int
     signup_enabled: bool
+    tools_enabled: bool
+    max_tool_rounds: int
 
 
 def pam_settings() -> PamSettings:
@@ -51,4 +53,6 @@ def pam_settings() -> PamSettings:
         sdk_max_retries=getattr(s, "PAM_SDK_MAX_RETRIES", 0),
         offline_token_delay_ms=getattr(s, "PAM_OFFLINE_TOKEN_DELAY_MS", 30),
         signup_enabled=getattr(s, "PAM_SIGNUP_ENABLED", False),
+        tools_enabled=getattr(s, "PAM_TOOLS_ENABLED", True),
+        max_tool_rounds=getattr(s, "PAM_MAX_TOOL_ROUNDS", 3),
     )

@@ -51,6 +51,9 @@ class Message(models.Model):
     )
     finish_reason = models.CharField(max_length=40, blank=True)
     error = models.CharField(max_length=300, blank=True, help_text="The user-facing error, when status is error.")
+    tool_calls = models.JSONField(
+        default=list, blank=True, help_text="The tools this answer called: name, arguments, result, duration."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -80,6 +83,11 @@ class UsageRecord(models.Model):
     model = models.CharField(max_length=100)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    cached_input_tokens = models.PositiveIntegerField(default=0, help_text="Input tokens read from the cache.")
+    cache_creation_input_tokens = models.PositiveIntegerField(default=0, help_text="Input tokens written to cache.")
+    model_calls = models.JSONField(
+        default=list, blank=True, help_text="Each model call of the answer (tool rounds make several): usage, cost."
+    )
     usage_estimated = models.BooleanField(
         default=False, help_text="True when the stream ended before the provider reported usage."
     )

@@ -63,6 +63,7 @@ def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
         reply_to_id=answer.user_message_id,
         finish_reason=answer.finish_reason,
         error=answer.error,
+        tool_calls=answer.tool_log,
     )
     usage = answer.usage
     UsageRecord.objects.create(
@@ -71,9 +72,12 @@ def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
         route=answer.route,
         provider=answer.provider,
         model=answer.model,
-        input_tokens=usage.input_tokens if usage else 0,
-        output_tokens=usage.output_tokens if usage else 0,
-        usage_estimated=usage.estimated if usage else True,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        model_calls=[call.as_record() for call in answer.calls],
+        usage_estimated=usage.estimated or not answer.calls,
         cost_usd=answer.cost_usd,
         classification_ms=answer.classification_ms,
         ttft_ms=answer.ttft_ms,

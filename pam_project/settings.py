@@ -155,6 +155,8 @@ PAM_IDLE_TIMEOUT_MS: int = env.int("PAM_IDLE_TIMEOUT_MS", default=30000)
 PAM_TOTAL_TIMEOUT_MS: int = env.int("PAM_TOTAL_TIMEOUT_MS", default=300000)
 PAM_SDK_MAX_RETRIES: int = env.int("PAM_SDK_MAX_RETRIES", default=0)
 PAM_OFFLINE_TOKEN_DELAY_MS: int = env.int("PAM_OFFLINE_TOKEN_DELAY_MS", default=30)
+PAM_TOOLS_ENABLED: bool = env.bool("PAM_TOOLS_ENABLED", default=True)
+PAM_MAX_TOOL_ROUNDS: int = env.int("PAM_MAX_TOOL_ROUNDS", default=3)
 PAM_SIGNUP_ENABLED: bool = env.bool("PAM_SIGNUP_ENABLED", default=DEBUG)
 
 # Daphne's own WebSocket frame limit is set on its command line; this bounds what the consumer accepts.

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from pam_hybrid.core.chunks import Finish, Usage
+from pam_hybrid.core.chunks import Finish, ToolCall, ToolResult, Usage
+from pam_hybrid.core.pricing import total_cost
+
+
+@dataclass(slots=True)
+class ModelCall:
+    """One call to a model within an answer (an answer with tool rounds makes several)."""
+
+    provider: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal | None = None
+    finish_reason: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            **asdict(self.usage),
+            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "finish_reason": self.finish_reason,
+        }
 
 
 @dataclass(slots=True)
@@ -22,22 +44,44 @@ class Answer:
     classification_ms: float
     message_id: uuid.UUID = field(default_factory=uuid.uuid4)
     parts: list[str] = field(default_factory=list)
-    usage: Usage | None = None
+    calls: list[ModelCall] = field(default_factory=list)
+    tool_log: list[dict[str, Any]] = field(default_factory=list)
     finish: Finish | None = None
     ttft_ms: float | None = None
     total_ms: float = 0.0
     outcome: str = "error"  # until the stream proves otherwise
     error: str = ""
-    cost_usd: Decimal | None = None
 
     def add_text(self, text: str, elapsed_ms: float) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = elapsed_ms
         self.parts.append(text)
 
+    def log_tool(self, call: ToolCall, result: ToolResult) -> None:
+        self.tool_log.append({
+            "call_id": call.call_id, "name": call.name, "arguments": call.arguments_json,
+            "ok": result.ok, "result": result.content, "duration_ms": result.duration_ms,
+        })
+
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def usage(self) -> Usage:
+        """Every model call's usage, summed."""
+        usages = [call.usage for call in self.calls]
+        return Usage(
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            cached_input_tokens=sum(u.cached_input_tokens for u in usages),
+            cache_creation_input_tokens=sum(u.cache_creation_input_tokens for u in usages),
+            estimated=any(u.estimated for u in usages),
+        )
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        return total_cost([call.cost_usd for call in self.calls])
 
     @property
     def status(self) -> str:

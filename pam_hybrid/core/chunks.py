@@ -50,29 +50,71 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts for one model call, as the provider reported them (or estimated, when it could not)."""
+    """Token counts for one model call, as the provider reported them (or estimated, when it could not).
+
+    OpenAI's input count includes its cached tokens (`input_includes_cached`); Anthropic's excludes cache
+    reads and writes, which it reports beside it.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    input_includes_cached: bool = False
     estimated: bool = False
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        if self.input_includes_cached:
+            return max(0, self.input_tokens - self.cached_input_tokens - self.cache_creation_input_tokens)
+        return self.input_tokens
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.uncached_input_tokens + self.cached_input_tokens + self.cache_creation_input_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """The provider's own stop reason. Only a finish event makes an answer complete."""
+    """The provider's own stop reason. Only a finish event makes an answer complete.
+
+    `complete`: the model ended its answer normally. `tool_use`: it stopped to have tools run.
+    """
 
     reason: str
     complete: bool
+    tool_use: bool = False
 
 
-ProviderEvent = Accepted | TextDelta | Usage | Finish
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete tool call from the model: the provider's call id, the tool's name and its raw JSON arguments."""
+
+    call_id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What running one tool call produced: `content` is the JSON text the model sees, also on error."""
+
+    call_id: str
+    name: str
+    ok: bool
+    content: str
+    duration_ms: float
+
+
+ProviderEvent = Accepted | TextDelta | ToolCall | Usage | Finish
 
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:
-    """One turn of context sent to a model."""
+    """One turn of context sent to a model: a user's or assistant's text, an assistant's tool calls, or the
+    results of those calls (role "tool")."""
 
-    role: Literal["user", "assistant"]
-    content: str
+    role: Literal["user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()

@@ -1,5 +1,6 @@
-"""The streaming gateway: classify a query, route it to a provider, stream its answer as StreamChunks, and
-save the answer with its usage, whatever happens to the stream.
+"""The streaming gateway: classify a query, route it to a provider, stream its answer as StreamChunks
+(running the tools the model calls, round after round), and save the answer with its usage, whatever
+happens to the stream.
 
 No token waits on a database write: ids are generated up front, the user's message is saved by a
 concurrent task once the provider has accepted the request (while the model works on its first token),
@@ -20,20 +21,25 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser
 
 from pam_hybrid import services
-from pam_hybrid.conf import PamSettings, pam_settings
+from pam_hybrid.conf import pam_settings
 from pam_hybrid.core.answer import Answer
-from pam_hybrid.core.chunks import Accepted, ChatTurn, Finish, ProviderEvent, StreamChunk, TextDelta, Usage
+from pam_hybrid.core.chunks import ChatTurn, StreamChunk
 from pam_hybrid.core.classifier import classify
-from pam_hybrid.core.context import estimate_tokens, fit_to_budget
-from pam_hybrid.core.pricing import cost_usd
+from pam_hybrid.core.context import fit_to_budget
+from pam_hybrid.core.model_round import ModelRound
 from pam_hybrid.core.routes import Target, resolve_route
-from pam_hybrid.exceptions import PamError, ProviderError, ProviderTimedOut, StreamInterrupted
-from pam_hybrid.providers.base import ModelRequest
+from pam_hybrid.exceptions import PamError, ProviderError, StreamInterrupted
+from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.registry import warm_providers
+from pam_hybrid.tools.base import ToolContext
+from pam_hybrid.tools.registry import all_tools
 
 logger = logging.getLogger(__name__)
 
 RouteChoice = Literal["auto", "simple", "complex"]
+_START_KEYS = frozenset({"conversation_id", "message_id", "route", "provider", "model", "classification_ms"})
+LENGTH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+LENGTH_NOTE = "The answer was cut short by the length limit."
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,53 +51,13 @@ class ChatRequest:
     client_msg_id: str = ""
 
 
-_START_KEYS = frozenset({"conversation_id", "message_id", "route", "provider", "model", "classification_ms"})
-
-
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
-async def _with_deadlines(
-    events: AsyncGenerator[ProviderEvent, None], settings: PamSettings, started: float
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Pass events through, enforcing the first-token, between-tokens and whole-answer timeouts."""
-    deadline = started + settings.total_timeout_ms / 1000
-    seen_text = False
-    try:
-        while True:
-            limit_ms = settings.idle_timeout_ms if seen_text else settings.first_token_timeout_ms
-            remaining = deadline - time.perf_counter()
-            try:
-                async with asyncio.timeout(min(limit_ms / 1000, max(remaining, 0))):
-                    event = await anext(events)
-            except StopAsyncIteration:
-                return
-            except TimeoutError as exc:
-                if remaining <= limit_ms / 1000:
-                    raise ProviderTimedOut("whole-answer timeout",
-                                           user_message="The answer took too long and was stopped.") from exc
-                what = "between tokens" if seen_text else "before the first token"
-                raise ProviderTimedOut(f"timed out {what}") from exc
-            seen_text = seen_text or isinstance(event, TextDelta)
-            yield event
-    finally:
-        await events.aclose()
-
-
-def _final_usage(answer: Answer, turns: tuple[ChatTurn, ...]) -> Usage:
-    if answer.usage is not None:
-        return answer.usage
-    return Usage(
-        input_tokens=sum(estimate_tokens(turn.content) for turn in turns),
-        output_tokens=estimate_tokens(answer.text),
-        estimated=True,
-    )
-
-
 def answer_metadata(answer: Answer) -> dict[str, Any]:
-    usage = answer.usage or Usage()
-    return {
+    usage = answer.usage
+    metadata: dict[str, Any] = {
         "conversation_id": str(answer.conversation_id),
         "message_id": str(answer.message_id),
         "route": answer.route,
@@ -99,7 +65,10 @@ def answer_metadata(answer: Answer) -> dict[str, Any]:
         "model": answer.model,
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "usage_estimated": usage.estimated,
+        "model_calls": len(answer.calls),
         "cost_usd": None if answer.cost_usd is None else str(answer.cost_usd),
         "classification_ms": answer.classification_ms,
         "ttft_ms": answer.ttft_ms,
@@ -107,6 +76,13 @@ def answer_metadata(answer: Answer) -> dict[str, Any]:
         "finish_reason": answer.finish_reason,
         "status": answer.status,
     }
+    if answer.finish_reason in LENGTH_REASONS:
+        metadata["note"] = LENGTH_NOTE
+    return metadata
+
+
+def _tool_specs() -> tuple[ToolSpec, ...]:
+    return tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in all_tools())
 
 
 async def _save(user: AbstractBaseUser, user_saved: asyncio.Future[None], answer: Answer) -> None:
@@ -133,7 +109,8 @@ class AnswerStream:
         self._user_saved: asyncio.Future[None] | None = None
 
     async def chunks(self) -> AsyncGenerator[StreamChunk, None]:
-        """A `start` chunk, `token` chunks, then `end` (or `error`); the answer is saved whatever happens."""
+        """A `start` chunk, `token`/`tool_call`/`tool_result` chunks, then `end` (or `error`); the answer is
+        saved whatever happens."""
         try:
             target, turns = await self._prepare()
         except ConversationNotFound:
@@ -144,23 +121,8 @@ class AnswerStream:
             yield StreamChunk("start", metadata={
                 key: value for key, value in answer_metadata(answer).items() if key in _START_KEYS
             })
-            model_request = ModelRequest(model=target.model, turns=turns,
-                                         max_output_tokens=self.settings.max_output_tokens)
-            events = target.provider.stream(model_request, self.settings)
-            async for event in _with_deadlines(events, self.settings, self.started):
-                if isinstance(event, Accepted):
-                    # Save the user's message while the model thinks: the write competes with nothing then.
-                    self._start_user_message_save(answer)
-                elif isinstance(event, TextDelta):
-                    answer.add_text(event.text, _ms_since(self.started))
-                    yield StreamChunk("token", event.text)
-                elif isinstance(event, Usage):
-                    answer.usage = event
-                elif isinstance(event, Finish):
-                    answer.finish = event
-            if answer.finish is None:
-                raise StreamInterrupted("stream ended without a stop reason")
-            answer.outcome = "complete" if answer.finish.complete else "partial"
+            async for chunk in self._rounds(target, turns, answer):
+                yield chunk
         except ProviderError as exc:
             answer.outcome = "error"
             answer.error = exc.user_message
@@ -174,12 +136,42 @@ class AnswerStream:
             answer.outcome = "cancelled"
             raise
         finally:
-            await self._finish(answer, turns)
+            await self._finish(answer)
         metadata = answer_metadata(answer)
         if answer.outcome == "error":
             yield StreamChunk("error", answer.error, {**metadata, "code": "provider_error"})
         else:
             yield StreamChunk("end", "", metadata)
+
+    async def _rounds(
+        self, target: Target, turns: tuple[ChatTurn, ...], answer: Answer
+    ) -> AsyncGenerator[StreamChunk, None]:
+        """Model calls until one answers without asking for tools (or the round limit forbids more)."""
+        tools = _tool_specs() if self.settings.tools_enabled else ()
+        context = ToolContext(user=self.request.user, conversation_id=answer.conversation_id)
+        for round_number in range(self.settings.max_tool_rounds + 1):
+            model_request = ModelRequest(
+                model=target.model, turns=turns, max_output_tokens=self.settings.max_output_tokens,
+                tools=tools, tools_allowed=round_number < self.settings.max_tool_rounds,
+            )
+            model_round = ModelRound(target.provider, model_request, context,
+                                     on_accepted=lambda: self._start_user_message_save(answer))
+            try:
+                async for chunk in model_round.stream(self.settings, answer, self.started):
+                    yield chunk
+                if model_round.wants_tools:
+                    async for chunk in model_round.tool_results(answer):
+                        yield chunk
+            finally:
+                model_round.cancel_tools()
+                answer.calls.append(model_round.record())
+                answer.finish = model_round.finish
+            if not model_round.wants_tools:
+                break
+            turns = (*turns, *model_round.next_turns())
+        if answer.finish is None:
+            raise StreamInterrupted("stream ended without a stop reason")
+        answer.outcome = "complete" if answer.finish.complete else "partial"
 
     async def _prepare(self) -> tuple[Target, tuple[ChatTurn, ...]]:
         """Route the query and gather its context (the only database access before the first token: a read)."""
@@ -212,6 +204,7 @@ class AnswerStream:
         )
 
     def _start_user_message_save(self, answer: Answer) -> asyncio.Future[None]:
+        """Save the user's message, once: at the provider's acceptance, or at the end if it never came."""
         if self._user_saved is None:
             self._user_saved = asyncio.ensure_future(database_sync_to_async(services.user_message_create)(
                 user=self.request.user,
@@ -222,18 +215,17 @@ class AnswerStream:
             ))
         return self._user_saved
 
-    async def _finish(self, answer: Answer, turns: tuple[ChatTurn, ...]) -> None:
-        """Settle usage and cost, then save: shielded, so a second cancellation cannot lose the answer."""
+    async def _finish(self, answer: Answer) -> None:
+        """Save the answer: shielded, so a second cancellation cannot lose it."""
         answer.total_ms = _ms_since(self.started)
-        answer.usage = _final_usage(answer, turns)
-        answer.cost_usd = cost_usd(answer.model, answer.usage)
         user_saved = self._start_user_message_save(answer)
         await asyncio.shield(asyncio.ensure_future(_save(self.request.user, user_saved, answer)))
+        usage = answer.usage
         logger.info(
-            "answer message=%s user=%s route=%s provider=%s model=%s in=%d out=%d cost=%s ttft_ms=%s total_ms=%s "
-            "outcome=%s", answer.message_id, self.request.user.pk, answer.route, answer.provider, answer.model,
-            answer.usage.input_tokens, answer.usage.output_tokens, answer.cost_usd, answer.ttft_ms,
-            answer.total_ms, answer.outcome,
+            "answer message=%s user=%s route=%s provider=%s model=%s calls=%d in=%d out=%d cost=%s ttft_ms=%s "
+            "total_ms=%s outcome=%s", answer.message_id, self.request.user.pk, answer.route, answer.provider,
+            answer.model, len(answer.calls), usage.input_tokens, usage.output_tokens, answer.cost_usd,
+            answer.ttft_ms, answer.total_ms, answer.outcome,
         )
 
 

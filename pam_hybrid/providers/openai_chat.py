@@ -1,25 +1,29 @@
 """OpenAI chat completions, streamed (works with any OpenAI-compatible server by base URL).
 
 Usage is requested with `stream_options.include_usage` and arrives in a last chunk with no choices.
-A refusal streams in `delta.refusal`, not `delta.content`.
+A refusal streams in `delta.refusal`, not `delta.content`. Tool calls stream by `index`: the id and name
+come only in a call's first delta, later deltas add to its arguments.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import Accepted, Finish, ProviderEvent, TextDelta, Usage
-from pam_hybrid.providers.base import ModelRequest
+from pam_hybrid.core.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, ToolCall, Usage
+from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.client_cache import cached_client
 from pam_hybrid.providers.errors import translate
 
 COMPLETE_REASONS = frozenset({"stop"})
+TOOL_REASONS = frozenset({"tool_calls", "function_call"})
 
 
 def _client(settings: PamSettings, loop: asyncio.AbstractEventLoop | None = None) -> openai.AsyncOpenAI:
@@ -37,23 +41,99 @@ def _client(settings: PamSettings, loop: asyncio.AbstractEventLoop | None = None
     return cached_client(key, make, loop)
 
 
+def _turn_messages(turn: ChatTurn) -> list[ChatCompletionMessageParam]:
+    if turn.role == "user":
+        return [{"role": "user", "content": turn.content}]
+    if turn.role == "tool":
+        return [{"role": "tool", "tool_call_id": r.call_id, "content": r.content} for r in turn.tool_results]
+    if not turn.tool_calls:
+        return [{"role": "assistant", "content": turn.content}]
+    return [{
+        "role": "assistant",
+        "content": turn.content or None,
+        "tool_calls": [
+            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_json}}
+            for c in turn.tool_calls
+        ],
+    }]
+
+
 def _messages(request: ModelRequest) -> list[ChatCompletionMessageParam]:
     messages: list[ChatCompletionMessageParam] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     for turn in request.turns:
-        if turn.role == "user":
-            messages.append({"role": "user", "content": turn.content})
-        else:
-            messages.append({"role": "assistant", "content": turn.content})
+        messages.extend(_turn_messages(turn))
     return messages
+
+
+def _tools(specs: tuple[ToolSpec, ...]) -> list[ChatCompletionToolParam]:
+    return [
+        {"type": "function", "function": {"name": s.name, "description": s.description, "parameters": s.parameters}}
+        for s in specs
+    ]
 
 
 def _usage(raw: Any) -> Usage:
     details = getattr(raw, "prompt_tokens_details", None)
     cached = getattr(details, "cached_tokens", None) or 0
     return Usage(input_tokens=raw.prompt_tokens or 0, output_tokens=raw.completion_tokens or 0,
-                 cached_input_tokens=cached)
+                 cached_input_tokens=cached, input_includes_cached=True)
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    call_id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+    sent: bool = False
+
+    def complete_json(self) -> str | None:
+        """The arguments once they form a whole JSON object (no longer JSON object can start with one)."""
+        text = "".join(self.arguments)
+        try:
+            return text if isinstance(json.loads(text), dict) else None
+        except ValueError:
+            return None
+
+
+class _ToolCallAssembler:
+    """Assembles streamed tool-call deltas by index; a call is released once its arguments are whole."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, _PendingCall] = {}
+
+    def add(self, delta: Any) -> ToolCall | None:
+        call = self.calls.setdefault(delta.index, _PendingCall())
+        if delta.id:
+            call.call_id = delta.id
+        function = delta.function
+        if function is not None:
+            if function.name:
+                call.name = function.name
+            if function.arguments:
+                call.arguments.append(function.arguments)
+        return self._release(call)
+
+    def _release(self, call: _PendingCall) -> ToolCall | None:
+        arguments = call.complete_json()
+        if call.sent or not call.name or arguments is None:
+            return None
+        call.sent = True
+        return ToolCall(call_id=call.call_id, name=call.name, arguments_json=arguments)
+
+    def finish(self, reason: str) -> list[ToolCall]:
+        """At a tool-use stop, calls still unreleased go out as they are (their runner reports bad JSON);
+        at any other stop (a length cut) they never run."""
+        if reason not in TOOL_REASONS:
+            return []
+        leftovers = []
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            if not call.sent and call.name:
+                call.sent = True
+                leftovers.append(ToolCall(call.call_id, call.name, "".join(call.arguments) or "{}"))
+        return leftovers
 
 
 class OpenAIProvider:
@@ -66,6 +146,11 @@ class OpenAIProvider:
         _client(settings, loop)
 
     async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
+        extra: dict[str, Any] = {}
+        if request.tools:
+            extra["tools"] = _tools(request.tools)
+            extra["tool_choice"] = "auto" if request.tools_allowed else "none"
+        assembler = _ToolCallAssembler()
         try:
             stream = await _client(settings).chat.completions.create(
                 model=request.model,
@@ -73,6 +158,7 @@ class OpenAIProvider:
                 max_tokens=request.max_output_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
+                **extra,
             )
             yield Accepted()
             async with stream:
@@ -80,15 +166,27 @@ class OpenAIProvider:
                     if chunk.usage is not None:
                         yield _usage(chunk.usage)
                     for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta is not None:
-                            if delta.content:
-                                yield TextDelta(delta.content)
-                            if delta.refusal:
-                                yield TextDelta(delta.refusal)
-                        if choice.finish_reason:
-                            reason = str(choice.finish_reason)
-                            yield Finish(reason=reason, complete=reason in COMPLETE_REASONS)
+                        for event in self._choice_events(choice, assembler):
+                            yield event
         except openai.APIError as exc:
             raise translate(self.name, exc, timeout_types=(openai.APITimeoutError,),
                             connection_types=(openai.APIConnectionError,)) from exc
+
+    @staticmethod
+    def _choice_events(choice: Any, assembler: _ToolCallAssembler) -> list[ProviderEvent]:
+        events: list[ProviderEvent] = []
+        delta = choice.delta
+        if delta is not None:
+            if delta.content:
+                events.append(TextDelta(delta.content))
+            if delta.refusal:
+                events.append(TextDelta(delta.refusal))
+            for tool_delta in delta.tool_calls or ():
+                call = assembler.add(tool_delta)
+                if call is not None:
+                    events.append(call)
+        if choice.finish_reason:
+            reason = str(choice.finish_reason)
+            events.extend(assembler.finish(reason))
+            events.append(Finish(reason=reason, complete=reason in COMPLETE_REASONS, tool_use=reason in TOOL_REASONS))
+        return events
