@@ -5,9 +5,10 @@ provoke, so the gateway is exercised against this server instead. It speaks the 
 real APIs, byte for byte where it matters to the official SDKs:
 
 * ``POST /v1/chat/completions`` (OpenAI, SDK ``base_url`` = ``server.openai_base_url``) streams
-  ``data: {chat.completion.chunk}`` events: a first chunk with ``delta.role`` and an empty content, one
-  chunk per token, a chunk with an empty delta and ``finish_reason``, the usage chunk (``choices: []``)
-  only when ``stream_options.include_usage`` was requested, and ``data: [DONE]``.
+  ``data: {chat.completion.chunk}`` events: a first chunk with ``delta.role`` and an empty content
+  (``null`` when the answer has no text), one chunk per token, a chunk with an empty delta and
+  ``finish_reason``, the usage chunk (``choices: []``) only when ``stream_options.include_usage`` was
+  requested, and ``data: [DONE]``.
 * ``POST /v1/messages`` (Anthropic, SDK ``base_url`` = ``server.anthropic_base_url``) streams
   ``message_start``, ``content_block_start``, ``ping``, one ``content_block_delta`` (``text_delta``) per
   token, ``content_block_stop``, ``message_delta`` (stop reason and the cumulative output token count)
@@ -22,9 +23,23 @@ each SSE event written as its own chunk and drained at once.
 
 Behaviour is scripted per request with :class:`Scenario` objects queued by :meth:`FakeUpstream.enqueue`
 (reply text or tokens, finish reason, usage numbers, HTTP errors, in-band errors, clean early close, TCP
-reset, hangs with or without pings). Without a queued scenario the reply is
+reset, hangs with or without pings). A scenario may also script what the real APIs stream besides text:
+
+* tool calls (:class:`FakeToolCall`), their argument JSON split into small pieces at arbitrary byte
+  positions: OpenAI ``delta.tool_calls`` (id, type and name only in a call's first delta, then
+  ``function.arguments`` pieces by ``index``, optionally interleaved between calls) and finish
+  ``tool_calls``; Anthropic ``tool_use`` blocks with ``input_json_delta`` pieces and stop reason
+  ``tool_use``. A length cut inside a call leaves its JSON incomplete (Anthropic: and the block without
+  ``content_block_stop``);
+* an OpenAI refusal (``delta.refusal``), and an Anthropic ``thinking`` block (``thinking_delta`` pieces,
+  ``signature_delta``) before the text.
+
+Requests may carry ``tools`` and earlier tool calls and results in either provider's format (list-shaped
+content, ``tool`` messages, ``tool_use`` / ``tool_result`` blocks); they are recorded as sent and their
+text counts as input. Without a queued scenario the reply is
 ``"Echo from {model}: {last user text}"``. ``ttft_ms`` and ``token_delay_ms`` on the server set the
-delay before the first content token and between tokens. A refused connection is not a scenario: tests
+delay before the first output token and between tokens (a tool call's argument piece or a thinking token
+counts as one, see :class:`Scenario`). A refused connection is not a scenario: tests
 point the client at a closed port for that.
 
 Every request is recorded in ``server.requests``; ``server.active_streams`` and ``server.disconnects``
@@ -40,28 +55,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import itertools
 import json
+import random
 import re
 import signal
 import socket
+import string
 import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Literal
 
 __all__ = [
+    "FakeToolCall",
     "FakeUpstream",
     "Outcome",
     "Provider",
     "RecordedRequest",
     "Scenario",
+    "argument_pieces",
     "default_reply",
     "input_token_count",
     "last_user_text",
@@ -102,11 +123,38 @@ _TO_OPENAI_FINISH = {"end_turn": "stop", "max_tokens": "length", "tool_use": "to
 
 
 @dataclass
+class FakeToolCall:
+    """One tool (function) call in a scripted answer; see :attr:`Scenario.tool_calls`."""
+
+    name: str
+    """Function / tool name."""
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    """The call's input: a dict is sent as ``json.dumps(arguments, ensure_ascii=False)`` (default separators,
+    non-ASCII characters unescaped); a str is sent verbatim, so it may be invalid or truncated JSON."""
+    id: str | None = None
+    """Call id (default: a realistic one generated per request, ``call_`` + 24 alphanumerics for OpenAI,
+    ``toolu_01`` + 22 for Anthropic; deterministic for a given request id; see ``RecordedRequest.tool_call_ids``)."""
+
+    @property
+    def arguments_json(self) -> str:
+        """The argument text exactly as the fake streams it (joined pieces)."""
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments, ensure_ascii=False)
+
+
+@dataclass
 class Scenario:
     """How the fake answers one request. Every field is optional; unset fields take the defaults.
 
-    Token counts (``*_after_tokens``) count content tokens already sent: 0 means before the first one, the
-    reply's length means after the last one but before the final events, more than that never happens.
+    Output is streamed in *output units*, each counted as one output token and paced like one: a reply
+    token (text or refusal), a thinking token, or one piece of a tool call's argument JSON (the structural
+    events around them, such as a tool call's header or a block start/stop, are not counted). Token
+    counts (``*_after_tokens``, ``RecordedRequest.tokens_sent``, the default output usage, the request's
+    ``max_tokens`` cut) all count output units: 0 means before the first one, the answer's length means
+    after the last one but before the final events, more than that never happens.
+
+    Order of an answer: thinking, then text (or refusal), then the tool calls in order.
     """
 
     provider: Provider | None = None
@@ -114,19 +162,49 @@ class Scenario:
 
     text: str | None = None
     """Reply text, split into tokens on word boundaries (spaces kept). Like every reply, it is cut to the
-    request's ``max_tokens`` / ``max_completion_tokens`` if longer, as the real APIs do."""
+    request's ``max_tokens`` / ``max_completion_tokens`` if longer, as the real APIs do. Without ``text``,
+    ``tokens``, ``refusal`` and ``tool_calls`` the reply is :func:`default_reply`; with tool calls and no
+    text there is no text at all (no Anthropic text block, OpenAI's first chunk has ``content: null``)."""
     tokens: list[str] | None = None
     """Explicit reply tokens (wins over ``text``)."""
     finish: str | None = None
     """Finish reason, e.g. "stop"/"length" (OpenAI) or "end_turn"/"max_tokens" (Anthropic); the common
     ones are translated, so either vocabulary works for both providers, and others (e.g. "content_filter",
-    "refusal") are sent as given. Default: stop/end_turn, or length/max_tokens when the request's token
-    limit cut the reply."""
+    "refusal") are sent as given. Default: stop/end_turn (tool_calls/tool_use when there are tool calls;
+    for a ``refusal``, stop on OpenAI and refusal on Anthropic), or length/max_tokens when the request's
+    token limit cut the answer. "length"/"max_tokens" with ``tool_calls`` also cuts the answer inside the
+    last call: only the first half (rounded down) of its argument pieces are sent, so its JSON never
+    completes (a call whose JSON is a single piece is then not started at all)."""
+
+    tool_calls: list[FakeToolCall] | None = None
+    """Tool calls after the text. OpenAI: per call a delta ``{"tool_calls": [{"index": i, "id": "call_…",
+    "type": "function", "function": {"name": …, "arguments": ""}}]}`` then one delta per argument piece
+    carrying only ``index`` and ``function.arguments``. Anthropic: per call a ``tool_use`` block
+    (``content_block_start`` with ``input: {}``, an empty ``input_json_delta`` as the real API often sends
+    first, one ``input_json_delta`` per piece, ``content_block_stop``). An empty list means none."""
+    split_arguments: int | None = 7
+    """Split each call's argument JSON into pieces of this many UTF-8 bytes (anywhere, mid-token or
+    mid-escape; a boundary inside a multi-byte character moves to that character's end, as a JSON string
+    cannot carry half a character). None: the whole JSON in one piece. Each piece is one output unit
+    (empty arguments make one empty piece)."""
+    interleave_tool_calls: bool = False
+    """OpenAI only: send the calls' pieces round-robin (call 0 piece 0, call 1 piece 0, call 0 piece 1, …;
+    each call's header with its first piece), so a client must assemble them by ``index``. Anthropic
+    blocks are always sequential."""
+    refusal: str | None = None
+    """The reply is a refusal with this text (replaces ``text``/``tokens``; not with ``tool_calls``).
+    OpenAI streams it in ``delta.refusal`` (first chunk ``content: null, refusal: ""``), finish "stop";
+    Anthropic streams it as text with stop reason "refusal"."""
+    thinking: str | None = None
+    """Reasoning before the reply, tokenized like ``text``. Anthropic: a ``thinking`` block first
+    (``thinking_delta`` per token, then a ``signature_delta``, then ``content_block_stop``), the text block
+    after it. OpenAI (whose Chat Completions API does not stream reasoning): nothing is sent for it, but
+    its tokens take their time slots and count in ``completion_tokens`` and ``reasoning_tokens``."""
 
     input_tokens: int | None = None
     """OpenAI ``prompt_tokens`` / Anthropic ``input_tokens``, reported verbatim (default: input_token_count)."""
     output_tokens: int | None = None
-    """Final output token count (default: the number of tokens streamed)."""
+    """Final output token count (default: the number of output units streamed, see above)."""
     cached_tokens: int = 0
     """OpenAI ``prompt_tokens_details.cached_tokens`` / Anthropic ``cache_read_input_tokens``."""
     cache_creation_tokens: int = 0
@@ -162,6 +240,12 @@ class Scenario:
     token_delay_ms: float | None = None
     """Override of ``server.token_delay_ms`` for this request."""
 
+    def __post_init__(self) -> None:
+        if self.split_arguments is not None and self.split_arguments < 1:
+            raise ValueError("split_arguments must be at least 1 (or None for a single piece)")
+        if self.refusal is not None and (self.text is not None or self.tokens is not None or self.tool_calls):
+            raise ValueError("refusal replaces text/tokens and cannot come with tool_calls")
+
     def hang_point(self) -> int | None:
         """Number of tokens after which the stream hangs, if it does."""
         return 0 if self.hang_before_first_token else self.hang_after_tokens
@@ -186,8 +270,12 @@ class RecordedRequest:
     status: int | None = None
     outcome: Outcome = "pending"
     tokens_sent: int = 0
+    """Output units sent (see :class:`Scenario`)."""
     first_token_at: float | None = None
+    """When the first output unit that puts bytes on the wire was sent (OpenAI's hidden reasoning does not)."""
     ended_at: float | None = None
+    tool_call_ids: list[str] = field(default_factory=list)
+    """Ids of the scenario's tool calls, in order (generated or scripted; also those a cut never sent)."""
 
     @property
     def model(self) -> str | None:
@@ -197,6 +285,11 @@ class RecordedRequest:
     def messages(self) -> list[Any]:
         messages = self.json.get("messages") if isinstance(self.json, dict) else None
         return messages if isinstance(messages, list) else []
+
+    @property
+    def tools(self) -> list[Any]:
+        tools = self.json.get("tools") if isinstance(self.json, dict) else None
+        return tools if isinstance(tools, list) else []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,25 +302,85 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
 
 
+def argument_pieces(text: str, size: int | None) -> list[str]:
+    """Split a tool call's argument text as the fake streams it (see :attr:`Scenario.split_arguments`).
+
+    Pieces of ``size`` UTF-8 bytes, a boundary inside a multi-byte character moved to its end; ``[text]``
+    when size is None; ``[""]`` for empty text (a call always has at least one piece).
+    """
+    if not text or size is None:
+        return [text]
+    data = text.encode()
+    pieces: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + size, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # continuation byte: still inside a character
+            end += 1
+        pieces.append(data[start:end].decode())
+        start = end
+    return pieces
+
+
+def _block_text(block: Any) -> str:
+    """Text of one content block: text parts, tool results (their own content), tool inputs as JSON."""
+    if isinstance(block, str):
+        return block
+    if not isinstance(block, dict):
+        return ""
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return text if isinstance(text, str) else ""
+    if kind == "tool_result":
+        return _content_text(block.get("content"))
+    if kind == "tool_use":
+        return json.dumps(block.get("input", {}), ensure_ascii=False, default=str)
+    return ""  # images, documents, thinking blocks of earlier turns...
+
+
 def _content_text(content: Any) -> str:
-    """Text of a message's content: a string, or the ``text`` parts of a list of content blocks."""
+    """Text of a message's content: a string, or the text inside a list of content blocks."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
-        return " ".join(part for part in parts if isinstance(part, str))
+        return " ".join(text for text in map(_block_text, content) if text)
     return ""
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    """Everything of a message that counts as input: its content, and an OpenAI assistant message's
+    ``tool_calls`` (name and argument text)."""
+    texts = [_content_text(message.get("content"))]
+    tool_calls = message.get("tool_calls")
+    for call in tool_calls if isinstance(tool_calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            texts += [value for value in (function.get("name"), function.get("arguments")) if isinstance(value, str)]
+    return " ".join(text for text in texts if text)
 
 
 def last_user_text(body: Mapping[str, Any]) -> str:
-    """Text of the last ``user`` message of a chat request ("" if there is none)."""
+    """Text of the last user turn of a chat request ("" if there is none).
+
+    That is the last ``user`` message (an Anthropic one made of ``tool_result`` blocks gives their text),
+    or, when the conversation ends with OpenAI ``tool`` messages, their contents joined with spaces.
+    """
     messages = body.get("messages")
     if not isinstance(messages, list):
         return ""
+    tool_results: list[str] = []
     for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role == "tool":
+            tool_results.append(_content_text(message.get("content")))
+        elif tool_results:
+            break
+        elif role == "user":
             return _content_text(message.get("content"))
-    return ""
+    return " ".join(reversed(tool_results))
 
 
 def default_reply(body: Mapping[str, Any]) -> str:
@@ -239,12 +392,15 @@ def input_token_count(body: Mapping[str, Any]) -> int:
     """Deterministic stand-in for the provider's input token count.
 
     Words of every message's text, plus ``TOKENS_PER_MESSAGE`` per message; Anthropic's top-level
-    ``system`` prompt counts as one more message.
+    ``system`` prompt counts as one more message. A message's text is its string content or the text
+    inside its content blocks: ``text`` parts, ``tool_result`` contents, ``tool_use`` inputs as JSON, and an
+    OpenAI assistant message's ``tool_calls`` names and arguments (``tool`` messages are messages like any
+    other). Tool definitions (``tools``) are not counted.
     """
     texts: list[str] = []
     messages = body.get("messages")
     if isinstance(messages, list):
-        texts.extend(_content_text(m.get("content")) for m in messages if isinstance(m, dict))
+        texts.extend(_message_text(m) for m in messages if isinstance(m, dict))
     if body.get("system"):
         texts.append(_content_text(body["system"]))
     return sum(len(_WORD_RE.findall(text)) + TOKENS_PER_MESSAGE for text in texts)
@@ -286,9 +442,30 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+_Unit = tuple[Literal["thinking", "text", "tool"], int, int]
+"""One output unit of an answer: ("thinking", token index, 0), ("text", token index, 0) or
+("tool", call index, piece index)."""
+
+
+@dataclass
+class _PlannedCall:
+    id: str
+    name: str
+    arguments: str
+    """The whole argument text of the call."""
+    pieces: list[str]
+    """The argument pieces sent: all of them unless the answer was cut inside (or before) this call."""
+    complete: bool = True
+    """Every piece was sent."""
+
+    @property
+    def started(self) -> bool:
+        return bool(self.pieces)
+
+
 @dataclass
 class _Answer:
-    """Everything a dialect needs to render one answer."""
+    """Everything a dialect needs to render one answer. Token lists hold what is sent, after any cut."""
 
     request_id: str
     model: str
@@ -301,6 +478,29 @@ class _Answer:
     cache_creation_tokens: int
     error_type: str | None
     error_message: str | None
+    has_text: bool = True
+    """The answer has a text part (possibly empty); False for tool calls without text."""
+    refusal: bool = False
+    """``tokens`` are a refusal."""
+    has_thinking: bool = False
+    thinking: list[str] = field(default_factory=list)
+    tool_calls: list[_PlannedCall] = field(default_factory=list)
+    schedule: list[_Unit] = field(default_factory=list)
+    """The output units in the order they are sent."""
+    cut: bool = False
+    """The answer was cut short (by the request's token limit, or a scripted length finish inside a call)."""
+
+    def default_output_tokens(self) -> int:
+        return self.output_tokens if self.output_tokens is not None else len(self.schedule)
+
+
+def _tool_call_id(provider: Provider, request_id: str, index: int) -> str:
+    """A realistic tool call id, deterministic for one request and call."""
+    rng = random.Random(f"{request_id}/{index}")
+    alphabet = string.ascii_letters + string.digits
+    if provider == "openai":
+        return "call_" + "".join(rng.choices(alphabet, k=24))
+    return "toolu_01" + "".join(rng.choices(alphabet, k=22))
 
 
 class _OpenAIDialect:
@@ -378,7 +578,7 @@ class _OpenAIDialect:
             "total_tokens": prompt_tokens + output_tokens,
             "prompt_tokens_details": {"cached_tokens": self.answer.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": len(self.answer.thinking),
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -386,10 +586,35 @@ class _OpenAIDialect:
         }
 
     def preamble(self) -> list[bytes]:
-        return [self._chunk([self._choice({"role": "assistant", "content": "", "refusal": None})])]
+        answer = self.answer
+        if answer.refusal:
+            delta: dict[str, Any] = {"role": "assistant", "content": None, "refusal": ""}
+        else:
+            delta = {"role": "assistant", "content": "" if answer.has_text else None, "refusal": None}
+        return [self._chunk([self._choice(delta)])]
 
-    def token(self, text: str) -> bytes:
-        return self._chunk([self._choice({"content": text})])
+    def steps(self) -> Iterator[list[bytes]]:
+        """The events of each output unit (none for hidden reasoning), rendered as they are due."""
+        answer = self.answer
+        for kind, index, piece in answer.schedule:
+            if kind == "thinking":
+                yield []  # Chat Completions does not stream reasoning: the unit only takes its time
+            elif kind == "text":
+                yield [self._chunk([self._choice({"refusal" if answer.refusal else "content": answer.tokens[index]})])]
+            else:
+                call = answer.tool_calls[index]
+                events = []
+                if piece == 0:  # id, type and name only in the call's first delta
+                    header = {
+                        "index": index,
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                    events.append(self._chunk([self._choice({"tool_calls": [header]})]))
+                delta = {"index": index, "function": {"arguments": call.pieces[piece]}}
+                events.append(self._chunk([self._choice({"tool_calls": [delta]})]))
+                yield events
 
     def ping(self) -> bytes | None:
         return None
@@ -406,12 +631,20 @@ class _OpenAIDialect:
         return events
 
     def complete_body(self, output_tokens: int) -> dict[str, Any]:
+        answer = self.answer
+        text = "".join(answer.tokens)
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": "".join(self.answer.tokens),
-            "refusal": None,
+            "content": text if answer.has_text and not answer.refusal else None,
+            "refusal": text if answer.refusal else None,
             "annotations": [],
         }
+        calls = [call for call in answer.tool_calls if call.started]
+        if calls:
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": "".join(call.pieces)}}
+                for call in calls
+            ]
         return {
             "id": self.completion_id,
             "object": "chat.completion",
@@ -431,6 +664,9 @@ class _OpenAIDialect:
         }
 
 
+_Block = tuple[Literal["thinking", "text", "tool"], int]
+
+
 class _AnthropicDialect:
     provider: Provider = "anthropic"
 
@@ -448,6 +684,16 @@ class _AnthropicDialect:
     def __init__(self, answer: _Answer) -> None:
         self.answer = answer
         self.message_id = "msg_" + answer.request_id.removeprefix("req_")
+        digest = hashlib.sha256(f"{answer.request_id}:{''.join(answer.thinking)}".encode()).digest()
+        self.signature = base64.b64encode(b"\x12\x08fake" + digest * 3).decode()
+        # Content blocks, in order: thinking, text, one per tool call.
+        self.blocks: list[_Block] = []
+        if answer.has_thinking:
+            self.blocks.append(("thinking", 0))
+        if answer.has_text:
+            self.blocks.append(("text", 0))
+        self.blocks += [("tool", index) for index in range(len(answer.tool_calls))]
+        self._position = {block: index for index, block in enumerate(self.blocks)}
 
     @staticmethod
     def finish_reason(finish: str) -> str:
@@ -498,21 +744,94 @@ class _AnthropicDialect:
             "usage": self._usage(output_tokens),
         }
 
-    def preamble(self) -> list[bytes]:
-        return [
-            self._event("message_start", {"type": "message_start", "message": self._message([], None, 1)}),
-            self._event(
-                "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            ),
-            self._event("ping", {"type": "ping"}),
-        ]
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
-    def token(self, text: str) -> bytes:
-        return self._event(
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+    def _block_start(self, index: int) -> tuple[bytes, list[bytes]]:
+        """A block's ``content_block_start`` and the events that follow it before its first unit."""
+        kind, call_index = self.blocks[index]
+        after: list[bytes] = []
+        if kind == "thinking":
+            block: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
+        elif kind == "text":
+            block = {"type": "text", "text": ""}
+        else:
+            call = self.answer.tool_calls[call_index]
+            block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+            after.append(self._delta(index, {"type": "input_json_delta", "partial_json": ""}))
+        start = self._event(
+            "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
         )
+        return start, after
+
+    def _block_stop(self, index: int) -> list[bytes]:
+        events = []
+        if self.blocks[index][0] == "thinking":
+            events.append(self._delta(index, {"type": "signature_delta", "signature": self.signature}))
+        events.append(self._event("content_block_stop", {"type": "content_block_stop", "index": index}))
+        return events
+
+    # Blocks open lazily when their first unit comes (empty ones in passing); the first block opens in the
+    # preamble. A cut answer opens no further block, and leaves a tool block it cut inside unstopped.
+
+    def _block_of(self, unit: _Unit) -> int:
+        kind, index, _ = unit
+        return self._position[(kind, index if kind == "tool" else 0)]
+
+    def _open_through(self, opened: int, target: int) -> tuple[list[bytes], int]:
+        """Events that stop the open block and open the next ones up to ``target``; the new open block."""
+        events: list[bytes] = []
+        while opened < target:
+            if opened >= 0:
+                events += self._block_stop(opened)
+            opened += 1
+            start, after = self._block_start(opened)
+            events += [start, *after]
+        return events, opened
+
+    def _opened_after_steps(self) -> int:
+        """The block open once every output unit was sent (-1: none)."""
+        if self.answer.schedule:
+            return self._block_of(self.answer.schedule[-1])
+        return 0 if self.blocks else -1
+
+    def _tail(self) -> list[bytes]:
+        """Events after the last output unit, before message_delta: the blocks still to open and stops."""
+        answer = self.answer
+        opened = self._opened_after_steps()
+        events: list[bytes] = []
+        if not answer.cut:
+            events, opened = self._open_through(opened, len(self.blocks) - 1)
+        if opened >= 0:
+            kind, index = self.blocks[opened]
+            if kind != "tool" or answer.tool_calls[index].complete:
+                events += self._block_stop(opened)
+        return events
+
+    def preamble(self) -> list[bytes]:
+        events = [self._event("message_start", {"type": "message_start", "message": self._message([], None, 1)})]
+        ping = self._event("ping", {"type": "ping"})
+        if not self.blocks:
+            return [*events, ping]
+        start, after = self._block_start(0)
+        return [*events, start, ping, *after]
+
+    def steps(self) -> Iterator[list[bytes]]:
+        """The events of each output unit, rendered as they are due."""
+        answer = self.answer
+        opened = 0 if self.blocks else -1
+        for unit in answer.schedule:
+            kind, index, piece = unit
+            block_index = self._block_of(unit)
+            events, opened = self._open_through(opened, block_index)
+            if kind == "thinking":
+                events.append(self._delta(block_index, {"type": "thinking_delta", "thinking": answer.thinking[index]}))
+            elif kind == "text":
+                events.append(self._delta(block_index, {"type": "text_delta", "text": answer.tokens[index]}))
+            else:
+                partial = answer.tool_calls[index].pieces[piece]
+                events.append(self._delta(block_index, {"type": "input_json_delta", "partial_json": partial}))
+            yield events
 
     def ping(self) -> bytes | None:
         return self._event("ping", {"type": "ping"})
@@ -531,14 +850,31 @@ class _AnthropicDialect:
         }
         delta = {"stop_reason": self.finish_reason(self.answer.finish), "stop_sequence": None}
         return [
-            self._event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            *self._tail(),
             self._event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}),
             self._event("message_stop", {"type": "message_stop"}),
         ]
 
     def complete_body(self, output_tokens: int) -> dict[str, Any]:
-        content = [{"type": "text", "text": "".join(self.answer.tokens)}]
-        return self._message(content, self.finish_reason(self.answer.finish), output_tokens)
+        """The non-streaming message: the blocks the stream would have opened (a tool call cut short, or
+        whose argument text is not a JSON object, gets ``input: {}``)."""
+        answer = self.answer
+        content: list[dict[str, Any]] = []
+        last_opened = self._opened_after_steps() if self.answer.cut else len(self.blocks) - 1
+        for kind, index in self.blocks[: last_opened + 1]:
+            if kind == "thinking":
+                content.append({"type": "thinking", "thinking": "".join(answer.thinking), "signature": self.signature})
+            elif kind == "text":
+                content.append({"type": "text", "text": "".join(answer.tokens)})
+            else:
+                call = answer.tool_calls[index]
+                try:
+                    arguments = json.loads(call.arguments) if call.complete else {}
+                except ValueError:
+                    arguments = {}
+                tool_input = arguments if isinstance(arguments, dict) else {}
+                content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input})
+        return self._message(content, self.finish_reason(answer.finish), output_tokens)
 
 
 _Dialect = _OpenAIDialect | _AnthropicDialect
@@ -1003,6 +1339,7 @@ class FakeUpstream:
             return
 
         answer = self._plan_answer(provider, body, scenario, request_id)
+        record.tool_call_ids = [call.id for call in answer.tool_calls]
         dialect: _Dialect = _OpenAIDialect(answer) if provider == "openai" else _AnthropicDialect(answer)
         record.status = 200
         if record.stream:
@@ -1018,24 +1355,68 @@ class FakeUpstream:
             )
 
     def _plan_answer(self, provider: Provider, body: dict[str, Any], scenario: Scenario, request_id: str) -> _Answer:
-        if scenario.tokens is not None:
+        scripted_calls = scenario.tool_calls or []
+        if scenario.refusal is not None:
+            tokens = tokenize(scenario.refusal)
+        elif scenario.tokens is not None:
             tokens = list(scenario.tokens)
         elif scenario.text is not None:
             tokens = tokenize(scenario.text)
+        elif scripted_calls:
+            tokens = []
         else:
             tokens = tokenize(default_reply(body))
             if self.default_tokens is not None:
                 tokens = list(itertools.islice(itertools.cycle(tokens or ["token "]), self.default_tokens))
-        finish = scenario.finish or "stop"
+        has_text = not scripted_calls or scenario.text is not None or scenario.tokens is not None
+        thinking = tokenize(scenario.thinking) if scenario.thinking is not None else []
+        calls = [
+            _PlannedCall(
+                id=call.id or _tool_call_id(provider, request_id, index),
+                name=call.name,
+                arguments=call.arguments_json,
+                pieces=argument_pieces(call.arguments_json, scenario.split_arguments),
+            )
+            for index, call in enumerate(scripted_calls)
+        ]
+
+        schedule: list[_Unit] = [("thinking", i, 0) for i in range(len(thinking))]
+        schedule += [("text", i, 0) for i in range(len(tokens))]
+        if provider == "openai" and scenario.interleave_tool_calls:
+            rounds = max((len(call.pieces) for call in calls), default=0)
+            schedule += [("tool", c, p) for p in range(rounds) for c, call in enumerate(calls) if p < len(call.pieces)]
+        else:
+            schedule += [("tool", c, p) for c, call in enumerate(calls) for p in range(len(call.pieces))]
+
+        if scenario.refusal is not None:
+            finish = scenario.finish or ("refusal" if provider == "anthropic" else "stop")
+        else:
+            finish = scenario.finish or ("tool_calls" if calls else "stop")
+        cut = False
         limit = _request_token_limit(provider, body)
-        if limit is not None and len(tokens) > limit:
-            tokens = tokens[:limit]
+        if limit is not None and len(schedule) > limit:
+            schedule, cut = schedule[:limit], True
             finish = scenario.finish or "length"
+        elif calls and finish in ("length", "max_tokens"):
+            # A scripted length finish with tool calls: cut inside the last call, half of its pieces sent.
+            last = len(calls) - 1
+            schedule, cut = schedule[: schedule.index(("tool", last, len(calls[last].pieces) // 2))], True
+
+        sent = {kind: 0 for kind in ("thinking", "text")}
+        sent_pieces = [0] * len(calls)
+        for kind, index, _ in schedule:
+            if kind == "tool":
+                sent_pieces[index] += 1
+            else:
+                sent[kind] += 1
+        for call, n_sent in zip(calls, sent_pieces, strict=True):
+            call.complete = n_sent == len(call.pieces)
+            call.pieces = call.pieces[:n_sent]
         return _Answer(
             request_id=request_id,
             model=str(body.get("model", "")),
             body=body,
-            tokens=tokens,
+            tokens=tokens[: sent["text"]],
             finish=finish,
             input_tokens=scenario.input_tokens if scenario.input_tokens is not None else input_token_count(body),
             output_tokens=scenario.output_tokens,
@@ -1043,6 +1424,13 @@ class FakeUpstream:
             cache_creation_tokens=scenario.cache_creation_tokens,
             error_type=scenario.error_type,
             error_message=scenario.error_message,
+            has_text=has_text,
+            refusal=scenario.refusal is not None,
+            has_thinking=scenario.thinking is not None,
+            thinking=thinking[: sent["thinking"]],
+            tool_calls=calls,
+            schedule=schedule,
+            cut=cut,
         )
 
     async def _race_disconnect(
@@ -1109,8 +1497,10 @@ class FakeUpstream:
         for event in dialect.preamble():
             await conn.send_chunk(event)
 
-        for sent in range(len(answer.tokens) + 1):
-            if sent < len(answer.tokens) or sent in fault_points:
+        steps = dialect.steps()
+        n_units = len(answer.schedule)
+        for sent in range(n_units + 1):
+            if sent < n_units or sent in fault_points:
                 # Token k is due ttft + k * delay after the request came in: a late token does not delay the
                 # next ones, so the stream keeps its nominal duration even when the process is busy.
                 await self._sleep_until(record.received_at + (ttft_ms + sent * token_delay_ms) / 1000)
@@ -1129,14 +1519,15 @@ class FakeUpstream:
                 _conclude(record, "reset")
                 conn.reset()
                 raise _StopConnection
-            if sent < len(answer.tokens):
+            if sent < n_units:
+                events = next(steps)
                 record.tokens_sent = sent + 1
-                if sent == 0:
+                if record.first_token_at is None and events:
                     record.first_token_at = time.monotonic()
-                await conn.send_chunk(dialect.token(answer.tokens[sent]))
+                for event in events:
+                    await conn.send_chunk(event)
 
-        output_tokens = answer.output_tokens if answer.output_tokens is not None else len(answer.tokens)
-        for event in dialect.finale(output_tokens):
+        for event in dialect.finale(answer.default_output_tokens()):
             await conn.send_chunk(event)
         _conclude(record, "completed")
         await conn.end_chunks()
@@ -1149,12 +1540,12 @@ class FakeUpstream:
         if scenario.hang_point() is not None:
             await asyncio.Event().wait()
         ttft_ms, token_delay_ms = self._delays(scenario)
-        await self._sleep_until(record.received_at + (ttft_ms + token_delay_ms * max(len(answer.tokens) - 1, 0)) / 1000)
-        output_tokens = answer.output_tokens if answer.output_tokens is not None else len(answer.tokens)
+        units = len(answer.schedule)
+        await self._sleep_until(record.received_at + (ttft_ms + token_delay_ms * max(units - 1, 0)) / 1000)
         headers = {**dialect.response_headers(), **scenario.headers}
-        record.tokens_sent = len(answer.tokens)
+        record.tokens_sent = units
         _conclude(record, "completed")
-        await conn.send_json(200, dialect.complete_body(output_tokens), headers, keep_alive)
+        await conn.send_json(200, dialect.complete_body(answer.default_output_tokens()), headers, keep_alive)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -85,12 +85,12 @@ class ModelRound:
         """A `tool_result` chunk for each call as it finishes (they run concurrently)."""
         for finished in asyncio.as_completed(self.tasks):
             result = await finished
-            call = next(c for c in self.calls if c.call_id == result.call_id)
-            answer.log_tool(call, result)
             yield StreamChunk("tool_result", result.content, {
                 "call_id": result.call_id, "name": result.name,
                 "ok": result.ok, "duration_ms": result.duration_ms,
             })
+        for call, result in zip(self.calls, self.results_in_call_order(), strict=True):
+            answer.log_tool(call, result)
 
     def results_in_call_order(self) -> tuple[ToolResult, ...]:
         return tuple(task.result() for task in self.tasks)
