@@ -2,6 +2,7 @@
 
     PamError
     ├── BadInput            the client's frame or message is unusable
+    ├── ToolError           a tool's own error, returned to the model (pam_hybrid.tools.base)
     └── ProviderError       a model call failed (translated from SDK errors at the provider boundary)
         ├── ProviderUnavailable   connection refused/reset, 5xx, in-band overload
         ├── ProviderTimedOut      no first token / no token for too long / whole answer too long
