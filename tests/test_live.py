@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pam_hybrid.models import Message, UsageRecord
-from tests.fake_upstream import FakeUpstream, Scenario
+from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
 
 pytestmark = [pytest.mark.live]
 
@@ -59,6 +59,31 @@ async def test_answer_streams_over_a_real_socket(
     usage = await sync_to_async(UsageRecord.objects.get)(message_id=end["message_id"])
     assert answer.status == "complete" and answer.content == "Streaming over a real socket works."
     assert usage.output_tokens == 6 and usage.ttft_ms is not None
+
+
+async def test_two_tools_in_one_turn_over_a_real_socket(
+    live_server_url: str, session_cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.enqueue(
+        Scenario(tool_calls=[FakeToolCall("calculate", {"expression": "6 * 7"}),
+                             FakeToolCall("current_datetime", {"timezone": "Asia/Tokyo"})],
+                 input_tokens=100, output_tokens=20),
+        Scenario(text="42, and it is morning in Tokyo.", input_tokens=200, output_tokens=9),
+    )
+    async with connect(ws_url(live_server_url), origin=live_server_url,
+                       additional_headers={"Cookie": session_cookie}) as ws:
+        await ws.send(json.dumps({"type": "message", "content": "6*7 and the time in Tokyo?", "stream": True,
+                                  "conversation_id": None, "route": "complex", "client_msg_id": "e2e-tools"}))
+        frames = []
+        while not frames or frames[-1]["chunk_type"] not in ("end", "error"):
+            frames.append(json.loads(await ws.recv()))
+    kinds = [f["chunk_type"] for f in frames]
+    assert kinds[:3] == ["start", "tool_call", "tool_call"] and kinds.count("tool_result") == 2
+    assert kinds.index("token") > max(i for i, k in enumerate(kinds) if k == "tool_result")
+    end = frames[-1]["metadata"]
+    assert (end["input_tokens"], end["output_tokens"], end["model_calls"]) == (300, 29, 2)
+    usage = await sync_to_async(UsageRecord.objects.get)(message_id=end["message_id"])
+    assert [c["output_tokens"] for c in usage.model_calls] == [20, 9]
 
 
 async def test_socket_idle_longer_than_redis_timeouts_still_answers(

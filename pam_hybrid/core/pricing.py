@@ -49,6 +49,8 @@ PRICES: dict[str, Price] = {
     "gpt-4.1-mini": _openai("0.40", "1.60", "0.10"),
     "gpt-4.1-nano": _openai("0.10", "0.40", "0.025"),
     "gpt-5": _openai("1.25", "10.00", "0.125"),
+    "gpt-5.4": _openai("2.50", "15.00", "0.25"),
+    "gpt-5.4-mini": _openai("0.75", "4.50", "0.075"),
     "gpt-5-mini": _openai("0.25", "2.00", "0.025"),
     "gpt-5-nano": _openai("0.05", "0.40", "0.005"),
     "claude-sonnet-5-5": _anthropic("2.00", "10.00"),
