@@ -37,16 +37,17 @@ class Classification:
 
 def classify(text: str) -> Classification:
     """Score the query; two or more signals make it complex."""
+    if len(text) > _LONG_QUERY_CHARS:
+        # Length alone reaches the threshold: skip reading the rest, so even a 32,000-character message
+        # costs microseconds.
+        return Classification(route="complex", score=_THRESHOLD, reasons=("long",))
     lowered = text.lower()
     score = 0
     reasons: list[str] = []
-    if len(text) > _LONG_QUERY_CHARS:
-        score += 2
-        reasons.append("long")
     if _CODE_RE.search(text):
         score += 2
         reasons.append("code")
-    words = set(_WORD_RE.findall(lowered[:2000]))
+    words = set(_WORD_RE.findall(lowered))
     hits = words & _COMPLEX_WORDS
     if hits:
         score += 2 if len(hits) > 1 else 1
