@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded so far (Django, the SDKs, the app: about 265,000 objects) lives for the whole process.
+# Moving it out of the collector's reach takes full collections from about 165 ms (a pause felt by every
+# stream of the process) to the size of what requests create.
+gc.freeze()
