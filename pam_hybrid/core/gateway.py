@@ -10,6 +10,7 @@ and the answer is saved once, at the end, in a shielded write that survives canc
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -31,7 +32,7 @@ from pam_hybrid.core.routes import Target, resolve_route
 from pam_hybrid.exceptions import PamError, ProviderError, StreamInterrupted
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.registry import warm_providers
-from pam_hybrid.tools.base import ToolContext
+from pam_hybrid.tools.base import Tool, ToolContext
 from pam_hybrid.tools.registry import all_tools
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,13 @@ def answer_metadata(answer: Answer) -> dict[str, Any]:
 
 
 def _tool_specs() -> tuple[ToolSpec, ...]:
-    return tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in all_tools())
+    return _specs_for(tuple(all_tools()))
+
+
+@functools.lru_cache(maxsize=8)
+def _specs_for(tools: tuple[Tool[Any], ...]) -> tuple[ToolSpec, ...]:
+    # Generating the JSON Schemas costs about 1 ms; done once per set of registered tools, not per request.
+    return tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in tools)
 
 
 async def _save(user: AbstractBaseUser, user_saved: asyncio.Future[None], answer: Answer) -> None:
