@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 Route = Literal["simple", "complex"]
-ROUTES: tuple[Route, ...] = ("simple", "complex")
 
 # Words that ask for reasoning, creation or depth rather than a quick fact.
 _COMPLEX_WORDS = frozenset({
