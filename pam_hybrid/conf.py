@@ -31,6 +31,8 @@ class PamSettings:
     signup_enabled: bool
     tools_enabled: bool
     max_tool_rounds: int
+    resume_grace_ms: int
+    checkpoint_interval_ms: int
 
 
 def pam_settings() -> PamSettings:
@@ -55,4 +57,6 @@ def pam_settings() -> PamSettings:
         signup_enabled=getattr(s, "PAM_SIGNUP_ENABLED", False),
         tools_enabled=getattr(s, "PAM_TOOLS_ENABLED", True),
         max_tool_rounds=getattr(s, "PAM_MAX_TOOL_ROUNDS", 3),
+        resume_grace_ms=getattr(s, "PAM_RESUME_GRACE_MS", 10000),
+        checkpoint_interval_ms=getattr(s, "PAM_CHECKPOINT_INTERVAL_MS", 5000),
     )

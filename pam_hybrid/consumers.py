@@ -1,29 +1,52 @@
-"""The chat socket: translates frames into gateway requests and streams chunks back, and does nothing else.
+"""The chat socket: translates frames into gateway requests and follows answers back, and does nothing else.
 
-Each answer streams from a task of its own, so a `cancel` frame or a disconnect is handled at once.
+Answers stream from tasks of their own (pam_hybrid.core.live), so a `cancel` frame or a disconnect is
+handled at once, and a socket that reconnects can pick an answer up again where it left off.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import uuid
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from pam_hybrid import selectors
 from pam_hybrid.conf import pam_settings
+from pam_hybrid.core import claims, live, maintenance
 from pam_hybrid.core.chunks import StreamChunk
-from pam_hybrid.core.gateway import AnswerStream, ChatRequest, answer_metadata, prepare_providers
+from pam_hybrid.core.gateway import ChatRequest, prepare_providers
+from pam_hybrid.core.replay import frames_after
 from pam_hybrid.exceptions import BadInput
-from pam_hybrid.frames import ControlFrame, MessageFrame, parse_frame
+from pam_hybrid.frames import ControlFrame, MessageFrame, ResumeFrame, parse_frame
 
 CLOSE_UNAUTHENTICATED = 4401
 
 
+class _LegacyFollower:
+    """An old client (`stream: false`): one `response` frame with the whole text, or the error chunk."""
+
+    def __init__(self, consumer: ChatConsumer) -> None:
+        self.consumer = consumer
+        self.parts: list[str] = []
+
+    async def deliver(self, chunk: StreamChunk, frame_text: str) -> None:
+        if chunk.chunk_type == "token":
+            self.parts.append(chunk.content)
+        elif chunk.chunk_type == "end":
+            await self.consumer.send_json_frame(
+                {"type": "response", "content": "".join(self.parts), "metadata": chunk.metadata}
+            )
+        elif chunk.chunk_type == "error":
+            await self.consumer.send(text_data=frame_text)
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
-    answer_task: asyncio.Task[None] | None = None
-    answer_stream: AnswerStream | None = None
+    following: live.LiveAnswer | None = None
+    follower: Any = None
     warm_up: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -33,73 +56,87 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Accept first: a close before accepting is an HTTP 403 that browsers cannot tell from any other failure.
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        maintenance.ensure_running()
         # While the user types, build the SDK clients so the first answer does not pay for them.
         self.warm_up = asyncio.create_task(prepare_providers())
 
     async def disconnect(self, code: int) -> None:
         if self.warm_up is not None:
             self.warm_up.cancel()
-        await self._stop_answer(notify=False)
+        self._unfollow()
+
+    async def deliver(self, chunk: StreamChunk, frame_text: str) -> None:
+        await self.send(text_data=frame_text)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             frame = parse_frame(text_data, pam_settings())
         except BadInput as exc:
-            await self._send_chunk(StreamChunk("error", exc.user_message, {"code": "bad_frame"}))
+            await self.send_chunk(StreamChunk("error", exc.user_message, {"code": "bad_frame"}))
             return
         if isinstance(frame, ControlFrame):
             if frame.type == "ping":
-                await self._send_json({"type": "pong"})
-            else:
-                await self._stop_answer(notify=True)
+                await self.send_json_frame({"type": "pong"})
+            elif self.following is not None:
+                self.following.stop()
             return
-        if self.answer_task is not None and not self.answer_task.done():
-            await self._send_chunk(StreamChunk(
+        if isinstance(frame, ResumeFrame):
+            await self._resume(frame.message_id, frame.last_seq, self)
+            return
+        if self.following is not None and not self.following.done:
+            await self.send_chunk(StreamChunk(
                 "error", "An answer is still streaming: wait for it or stop it first.", {"code": "busy"}
             ))
             return
-        self.answer_stream = None
-        self.answer_task = asyncio.create_task(self._answer(frame))
+        await self._message(frame)
 
-    async def _answer(self, frame: MessageFrame) -> None:
+    async def _message(self, frame: MessageFrame) -> None:
+        user = self.scope["user"]
+        follower = self if frame.stream else _LegacyFollower(self)
         request = ChatRequest(
-            user=self.scope["user"],
-            content=frame.content,
-            conversation_id=frame.conversation_id,
+            user=user, content=frame.content, conversation_id=frame.conversation_id,
             route=frame.route,  # type: ignore[arg-type]
             client_msg_id=frame.client_msg_id,
         )
-        parts: list[str] = []
-        self.answer_stream = AnswerStream(request)
-        async with contextlib.aclosing(self.answer_stream.chunks()) as chunks:
-            async for chunk in chunks:
-                if frame.stream:
-                    await self._send_chunk(chunk)
-                elif chunk.chunk_type == "token":
-                    parts.append(chunk.content)
-                elif chunk.chunk_type == "end":
-                    await self._send_json({"type": "response", "content": "".join(parts), "metadata": chunk.metadata})
-                elif chunk.chunk_type == "error":
-                    await self._send_chunk(chunk)
+        if frame.client_msg_id:
+            held = await claims.claim(user.pk, frame.client_msg_id, request.message_id)
+            if held is not None:
+                # The same message again (a re-send after a reconnect): follow its answer rather than run it twice.
+                if await self._resume(held, -1, follower, quiet=True):
+                    return
+                await claims.reclaim(user.pk, frame.client_msg_id, request.message_id)
+        answer = live.start_answer(request, resume_grace_s=pam_settings().resume_grace_ms / 1000)
+        await self._follow(answer, -1, follower)
 
-    async def _stop_answer(self, *, notify: bool) -> None:
-        """Cancel the answer in flight (its partial text is saved); on a user's stop, tell the client how it ended."""
-        task, self.answer_task = self.answer_task, None
-        if task is None or task.done():
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        if not notify:
-            return
-        answer = self.answer_stream.answer if self.answer_stream else None
-        if answer is None:
-            await self._send_chunk(StreamChunk("error", "Stopped before the answer began.", {"code": "cancelled"}))
-        else:
-            await self._send_chunk(StreamChunk("end", "", answer_metadata(answer)))
+    async def _resume(self, message_id: uuid.UUID, last_seq: int, follower: Any, *, quiet: bool = False) -> bool:
+        """Follow the user's answer from after `last_seq`: live if it is streaming here, else from what was saved."""
+        user = self.scope["user"]
+        answer = live.live_answer(message_id, user.pk)
+        if answer is not None:
+            await self._follow(answer, last_seq, follower)
+            return True
+        saved = await database_sync_to_async(selectors.answer_get_for_user)(user=user, message_id=message_id)
+        if saved is None:
+            if not quiet:
+                await self.send_chunk(StreamChunk("error", "That answer was not found.", {"code": "not_found"}))
+            return False
+        self._unfollow()
+        for chunk in frames_after(saved.stream_log, saved.content, last_seq):
+            await follower.deliver(chunk, live.frame_text(chunk))
+        return True
 
-    async def _send_chunk(self, chunk: StreamChunk) -> None:
-        await self._send_json(chunk.to_frame())
+    async def _follow(self, answer: live.LiveAnswer, last_seq: int, follower: Any) -> None:
+        self._unfollow()
+        self.following, self.follower = answer, follower
+        await answer.follow(follower, last_seq)
 
-    async def _send_json(self, payload: dict[str, Any]) -> None:
+    def _unfollow(self) -> None:
+        if self.following is not None:
+            self.following.unfollow(self.follower)
+        self.following = self.follower = None
+
+    async def send_chunk(self, chunk: StreamChunk) -> None:
+        await self.send(text_data=live.frame_text(chunk))
+
+    async def send_json_frame(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload, ensure_ascii=False))

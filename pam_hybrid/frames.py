@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,15 @@ class ControlFrame:
     type: str  # "cancel" or "ping"
 
 
-def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | ControlFrame:
+@dataclass(frozen=True, slots=True)
+class ResumeFrame:
+    """Follow an answer again from the frame after `last_seq` (-1: from its start)."""
+
+    message_id: uuid.UUID
+    last_seq: int
+
+
+def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | ControlFrame | ResumeFrame:
     if text is None:
         raise BadInput("binary frame", user_message="Binary frames are not supported; send JSON text.")
     if len(text.encode("utf-8", "surrogatepass")) > settings.max_frame_bytes:
@@ -41,9 +50,24 @@ def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | Contr
     kind = data.get("type")
     if kind in ("cancel", "ping"):
         return ControlFrame(type=kind)
+    if kind == "resume":
+        return _resume_frame(data)
     if kind != "message":
-        raise BadInput("unknown type", user_message="Unknown frame type: use \"message\", \"cancel\" or \"ping\".")
+        raise BadInput(
+            "unknown type", user_message="Unknown frame type: use \"message\", \"resume\", \"cancel\" or \"ping\"."
+        )
     return _message_frame(data, settings)
+
+
+def _resume_frame(data: dict[str, Any]) -> ResumeFrame:
+    try:
+        message_id = uuid.UUID(str(data.get("message_id")))
+    except ValueError as exc:
+        raise BadInput("bad message_id", user_message="\"message_id\" must be an answer's id.") from exc
+    last_seq = data.get("last_seq", -1)
+    if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1:
+        raise BadInput("bad last_seq", user_message="\"last_seq\" must be a whole number, -1 or more.")
+    return ResumeFrame(message_id=message_id, last_seq=last_seq)
 
 
 def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:

@@ -33,6 +33,7 @@ class Message(models.Model):
         ASSISTANT = "assistant"
 
     class Status(models.TextChoices):
+        STREAMING = "streaming"
         COMPLETE = "complete"
         PARTIAL = "partial"
         ERROR = "error"
@@ -54,13 +55,23 @@ class Message(models.Model):
     tool_calls = models.JSONField(
         default=list, blank=True, help_text="The tools this answer called: name, arguments, result, duration."
     )
+    stream_log = models.JSONField(
+        default=list, blank=True,
+        help_text="The answer's frames by sequence number, for resuming: a token frame as the text's end offset, "
+        "any other frame whole.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="While streaming, refreshed by the serving process as a heartbeat."
+    )
 
     class Meta:
         ordering = ["created_at"]
         indexes = [
             models.Index(fields=["conversation", "created_at"]),
             models.Index(fields=["client_msg_id"]),
+            models.Index(fields=["status", "updated_at"], name="message_streaming_idx",
+                         condition=models.Q(status="streaming")),
         ]
 
     def __str__(self) -> str:
@@ -99,6 +110,13 @@ class UsageRecord(models.Model):
     total_ms = models.FloatField(default=0)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     finish_reason = models.CharField(max_length=40, blank=True)
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="Model calls that failed before answering (retried or fallen back from)."
+    )
+    fallback_from = models.CharField(
+        max_length=32, blank=True, help_text="The provider first chosen, when another one answered."
+    )
+    fallback_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -106,3 +124,19 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} {self.input_tokens}+{self.output_tokens} tokens"
+
+
+class BreakerEvent(models.Model):
+    """A provider circuit breaker changed state: when, between which states, and why."""
+
+    provider = models.CharField(max_length=32)
+    from_state = models.CharField(max_length=16)
+    to_state = models.CharField(max_length=16)
+    reason = models.CharField(max_length=300)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.from_state} → {self.to_state} ({self.reason})"

@@ -24,3 +24,21 @@ def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.U
 
 def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
     return Message.objects.filter(conversation=conversation).order_by("created_at")
+
+
+def answer_get_for_user(*, user: AbstractBaseUser, message_id: uuid.UUID) -> Message | None:
+    """One of the user's assistant answers, whatever its status."""
+    return (
+        Message.objects.filter(id=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk)
+        .only("id", "content", "status", "stream_log")
+        .first()
+    )
+
+
+def answer_id_for_client_msg_id(*, user: AbstractBaseUser, client_msg_id: str) -> uuid.UUID | None:
+    """The answer to the user's message sent with this client id, if one was saved."""
+    return (
+        Message.objects.filter(
+            client_msg_id=client_msg_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk
+        ).values_list("id", flat=True).first()
+    )

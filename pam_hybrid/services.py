@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from pam_hybrid.core.answer import Answer
 from pam_hybrid.core.chunks import ChatTurn
+from pam_hybrid.core.context import estimate_tokens
 from pam_hybrid.models import Conversation, Message, UsageRecord
 from pam_hybrid.selectors import conversation_get_for_user
 
@@ -24,7 +25,7 @@ def conversation_history(*, user: AbstractBaseUser, conversation_id: str) -> lis
         return None
     rows = (
         Message.objects.filter(conversation=conversation)
-        .exclude(status=Message.Status.ERROR)
+        .exclude(status__in=(Message.Status.ERROR, Message.Status.STREAMING))
         .exclude(content="")
         .order_by("-created_at")
         .values_list("role", "content")[:HISTORY_LIMIT]
@@ -35,54 +36,97 @@ def conversation_history(*, user: AbstractBaseUser, conversation_id: str) -> lis
 
 
 @transaction.atomic
-def user_message_create(
-    *, user: AbstractBaseUser, conversation_id: uuid.UUID, message_id: uuid.UUID, content: str, client_msg_id: str
-) -> None:
-    """Save the user's message, creating its conversation (titled after the message) if it is new."""
+def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
+    """Save the user's message and a `streaming` placeholder for its answer, creating the conversation (titled
+    after the message) if it is new. From here on the user's message always has an answer row."""
     conversation, _ = Conversation.objects.get_or_create(
-        id=conversation_id, owner_id=user.pk, defaults={"title": " ".join(content.split())[:TITLE_CHARS]}
+        id=answer.conversation_id, owner_id=user.pk, defaults={"title": " ".join(content.split())[:TITLE_CHARS]}
     )
     Message.objects.create(
-        id=message_id, conversation=conversation, role=Message.Role.USER, content=content, client_msg_id=client_msg_id
+        id=answer.user_message_id, conversation=conversation, role=Message.Role.USER, content=content,
+        client_msg_id=answer.client_msg_id,
+    )
+    Message.objects.create(
+        id=answer.message_id, conversation=conversation, role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING, route=answer.route, provider=answer.provider, model=answer.model,
+        client_msg_id=answer.client_msg_id, reply_to_id=answer.user_message_id,
     )
 
 
 @transaction.atomic
 def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
-    """Save the assistant's answer (whatever its outcome) and its usage record."""
-    message = Message.objects.create(
-        id=answer.message_id,
-        conversation_id=answer.conversation_id,
-        role=Message.Role.ASSISTANT,
+    """Save the assistant's answer over its placeholder (whatever its outcome) with its usage record."""
+    Message.objects.filter(id=answer.message_id).update(
         content=answer.text,
         status=answer.status,
         route=answer.route,
         provider=answer.provider,
         model=answer.model,
-        client_msg_id=answer.client_msg_id,
-        reply_to_id=answer.user_message_id,
         finish_reason=answer.finish_reason,
         error=answer.error,
         tool_calls=answer.tool_log,
+        stream_log=answer.stream_log,
+        updated_at=timezone.now(),
     )
     usage = answer.usage
-    UsageRecord.objects.create(
-        message=message,
-        user_id=user.pk,
-        route=answer.route,
-        provider=answer.provider,
-        model=answer.model,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        cache_creation_input_tokens=usage.cache_creation_input_tokens,
-        model_calls=[call.as_record() for call in answer.calls],
-        usage_estimated=usage.estimated or not answer.calls,
-        cost_usd=answer.cost_usd,
-        classification_ms=answer.classification_ms,
-        ttft_ms=answer.ttft_ms,
-        total_ms=answer.total_ms,
-        outcome=answer.outcome,
-        finish_reason=answer.finish_reason,
-    )
+    UsageRecord.objects.update_or_create(message_id=answer.message_id, defaults={
+        "user_id": user.pk,
+        "route": answer.route,
+        "provider": answer.provider,
+        "model": answer.model,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "model_calls": [call.as_record() for call in answer.calls],
+        "usage_estimated": usage.estimated or not answer.calls,
+        "cost_usd": answer.cost_usd,
+        "classification_ms": answer.classification_ms,
+        "ttft_ms": answer.ttft_ms,
+        "total_ms": answer.total_ms,
+        "outcome": answer.outcome,
+        "finish_reason": answer.finish_reason,
+        "attempts": answer.attempts,
+        "fallback_from": answer.fallback_from,
+        "fallback_reason": answer.fallback_reason[:200],
+    })
     Conversation.objects.filter(id=answer.conversation_id).update(updated_at=timezone.now())
+
+
+def answers_checkpoint(answers: list[Answer]) -> None:
+    """Save the text so far of answers still streaming, and mark them alive (the sweep spares them)."""
+    now = timezone.now()
+    for answer in answers:
+        Message.objects.filter(id=answer.message_id, status=Message.Status.STREAMING).update(
+            content=answer.text, stream_log=list(answer.stream_log), updated_at=now
+        )
+
+
+INTERRUPTED_ERROR = "The server stopped before this answer finished."
+
+
+@transaction.atomic
+def stale_answers_sweep(*, older_than: timedelta) -> int:
+    """Mark answers left `streaming` by a crashed process (no heartbeat for `older_than`) as interrupted: partial
+    if some text was saved, error if none, with an estimated usage record. Returns how many were marked."""
+    stale = list(
+        Message.objects.select_for_update(skip_locked=True)
+        .filter(status=Message.Status.STREAMING, updated_at__lt=timezone.now() - older_than)
+        .select_related("conversation")
+    )
+    for message in stale:
+        message.status = Message.Status.PARTIAL if message.content else Message.Status.ERROR
+        message.finish_reason = "interrupted"
+        message.error = INTERRUPTED_ERROR
+        message.save(update_fields=["status", "finish_reason", "error", "updated_at"])
+        UsageRecord.objects.get_or_create(message=message, defaults={
+            "user_id": message.conversation.owner_id,
+            "route": message.route,
+            "provider": message.provider,
+            "model": message.model,
+            "output_tokens": estimate_tokens(message.content),
+            "usage_estimated": True,
+            "outcome": UsageRecord.Outcome.PARTIAL if message.content else UsageRecord.Outcome.ERROR,
+            "finish_reason": "interrupted",
+        })
+    return len(stale)

@@ -157,6 +157,10 @@ PAM_SDK_MAX_RETRIES: int = env.int("PAM_SDK_MAX_RETRIES", default=0)
 PAM_OFFLINE_TOKEN_DELAY_MS: int = env.int("PAM_OFFLINE_TOKEN_DELAY_MS", default=30)
 PAM_TOOLS_ENABLED: bool = env.bool("PAM_TOOLS_ENABLED", default=True)
 PAM_MAX_TOOL_ROUNDS: int = env.int("PAM_MAX_TOOL_ROUNDS", default=3)
+# How long an answer whose socket went away keeps streaming, waiting for the client to resume it.
+PAM_RESUME_GRACE_MS: int = env.int("PAM_RESUME_GRACE_MS", default=10000)
+# How often the text of answers in flight is saved (and their rows marked alive for the stale-answer sweep).
+PAM_CHECKPOINT_INTERVAL_MS: int = env.int("PAM_CHECKPOINT_INTERVAL_MS", default=5000)
 PAM_SIGNUP_ENABLED: bool = env.bool("PAM_SIGNUP_ENABLED", default=DEBUG)
 
 # Daphne's own WebSocket frame limit is set on its command line; this bounds what the consumer accepts.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +42,18 @@ async def receive_until_done(communicator: WebsocketCommunicator, wait_s: float 
         frames.append(frame)
         if frame.get("chunk_type") in ("end", "error") or frame.get("type") == "response":
             return frames
+
+
+async def settled_answer(message_id: str, within_s: float = 5) -> tuple[Message, UsageRecord]:
+    """The saved answer once it is no longer streaming (its task saves it after the socket has gone)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        answer = await Message.objects.filter(id=message_id).exclude(status=Message.Status.STREAMING).afirst()
+        if answer is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert answer is not None, "the answer was not saved"
+    return await saved_answer(message_id)
 
 
 def text_of(frames: list[dict[str, Any]]) -> str:
@@ -218,17 +231,25 @@ async def test_cancel_stops_the_answer_and_saves_it_as_partial(user: Any, fake_u
     assert fake_upstream.active_streams == 0
 
 
-async def test_disconnect_mid_stream_saves_partial_answer(user: Any, fake_upstream: FakeUpstream) -> None:
+async def test_disconnect_without_resume_grace_stops_upstream_at_once_and_saves_partial(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    settings.PAM_RESUME_GRACE_MS = 0
     fake_upstream.enqueue(Scenario(text="alpha beta gamma delta epsilon zeta", token_delay_ms=200))
     communicator = await connect(user)
     await communicator.send_json_to(message())
     start = await communicator.receive_json_from(timeout=5)
     await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()
+    closed_at = time.monotonic()
 
-    answer, usage = await saved_answer(start["metadata"]["message_id"])
+    assert await fake_upstream.wait_for_disconnects(1, within=2)
+    assert fake_upstream.requests[0].ended_at is not None
+    assert fake_upstream.requests[0].ended_at - closed_at < 0.1
+    answer, usage = await settled_answer(start["metadata"]["message_id"])
     assert answer.status == Message.Status.PARTIAL and answer.content.startswith("alpha")
-    assert usage.outcome == "cancelled"
+    assert answer.finish_reason == "disconnected"
+    assert usage.outcome == "cancelled" and usage.usage_estimated
 
 
 async def test_stream_closed_before_final_event_is_an_interrupted_partial(

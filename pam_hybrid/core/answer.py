@@ -46,11 +46,18 @@ class Answer:
     parts: list[str] = field(default_factory=list)
     calls: list[ModelCall] = field(default_factory=list)
     tool_log: list[dict[str, Any]] = field(default_factory=list)
+    stream_log: list[int | dict[str, Any]] = field(default_factory=list)
+    """Every frame sent, by sequence number: a token as the text's end offset after it, any other frame whole."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Model calls that failed before the answer began, each with its provider, model and reason."""
+    fallback_from: str = ""
+    fallback_reason: str = ""
     finish: Finish | None = None
     ttft_ms: float | None = None
     total_ms: float = 0.0
     outcome: str = "error"  # until the stream proves otherwise
     error: str = ""
+    cancel_reason: str = "cancelled"
 
     def add_text(self, text: str, elapsed_ms: float) -> None:
         if self.ttft_ms is None:
@@ -96,4 +103,4 @@ class Answer:
     def finish_reason(self) -> str:
         if self.finish is not None:
             return self.finish.reason
-        return "cancelled" if self.outcome == "cancelled" else "interrupted"
+        return self.cancel_reason if self.outcome == "cancelled" else "interrupted"

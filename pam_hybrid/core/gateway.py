@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from channels.db import database_sync_to_async
@@ -50,6 +50,8 @@ class ChatRequest:
     conversation_id: str | None = None
     route: RouteChoice = "auto"
     client_msg_id: str = ""
+    message_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    """The answer's id, known before anything is saved."""
 
 
 def _ms_since(start: float) -> float:
@@ -112,12 +114,19 @@ class AnswerStream:
         self.settings = pam_settings()
         self.started = time.perf_counter()
         self.classification_ms = 0.0
+        self.message_id = request.message_id
         self.answer: Answer | None = None
+        self.final: StreamChunk | None = None
+        """The last chunk (`end` or `error`), set once the answer is saved; also after a cancellation."""
+        self.saved: asyncio.Future[None] | None = None
         self._user_saved: asyncio.Future[None] | None = None
+        self._chars = 0
+        self.cancel_reason = "cancelled"
+        """The finish reason if the answer is cancelled: a user's stop, or "disconnected" when nobody resumed it."""
 
     async def chunks(self) -> AsyncGenerator[StreamChunk, None]:
-        """A `start` chunk, `token`/`tool_call`/`tool_result` chunks, then `end` (or `error`); the answer is
-        saved whatever happens."""
+        """A `start` chunk, `token`/`tool_call`/`tool_result` chunks, then `end` (or `error`), each numbered by
+        `metadata.seq`; the answer is saved whatever happens, before its last chunk is yielded."""
         try:
             target, turns = await self._prepare()
         except ConversationNotFound:
@@ -125,11 +134,11 @@ class AnswerStream:
             return
         answer = self.answer = self._new_answer(target)
         try:
-            yield StreamChunk("start", metadata={
+            yield self._numbered(StreamChunk("start", metadata={
                 key: value for key, value in answer_metadata(answer).items() if key in _START_KEYS
-            })
+            }))
             async for chunk in self._rounds(target, turns, answer):
-                yield chunk
+                yield self._numbered(chunk)
         except ProviderError as exc:
             answer.outcome = "error"
             answer.error = exc.user_message
@@ -141,14 +150,24 @@ class AnswerStream:
             logger.exception("answer %s failed unexpectedly", answer.message_id)
         except (asyncio.CancelledError, GeneratorExit):
             answer.outcome = "cancelled"
+            answer.cancel_reason = self.cancel_reason
             raise
         finally:
             await self._finish(answer)
-        metadata = answer_metadata(answer)
-        if answer.outcome == "error":
-            yield StreamChunk("error", answer.error, {**metadata, "code": "provider_error"})
+        assert self.final is not None
+        yield self.final
+
+    def _numbered(self, chunk: StreamChunk) -> StreamChunk:
+        """Give the chunk the answer's next sequence number and log it for resuming."""
+        assert self.answer is not None
+        log = self.answer.stream_log
+        chunk.metadata["seq"] = len(log)
+        if chunk.chunk_type == "token":
+            self._chars += len(chunk.content)
+            log.append(self._chars)
         else:
-            yield StreamChunk("end", "", metadata)
+            log.append(chunk.to_frame())
+        return chunk
 
     async def _rounds(
         self, target: Target, turns: tuple[ChatTurn, ...], answer: Answer
@@ -208,25 +227,35 @@ class AnswerStream:
             model=target.model,
             client_msg_id=request.client_msg_id,
             classification_ms=self.classification_ms,
+            message_id=self.message_id,
         )
 
+    @property
+    def row_saved(self) -> bool:
+        """Whether the answer's placeholder row exists (so it can be checkpointed)."""
+        saved = self._user_saved
+        return saved is not None and saved.done() and not saved.cancelled() and saved.exception() is None
+
     def _start_user_message_save(self, answer: Answer) -> asyncio.Future[None]:
-        """Save the user's message, once: at the provider's acceptance, or at the end if it never came."""
+        """Save the user's message with its answer's placeholder, once: at the provider's acceptance, or at the end
+        if it never came."""
         if self._user_saved is None:
-            self._user_saved = asyncio.ensure_future(database_sync_to_async(services.user_message_create)(
-                user=self.request.user,
-                conversation_id=answer.conversation_id,
-                message_id=answer.user_message_id,
-                content=self.request.content,
-                client_msg_id=self.request.client_msg_id,
+            self._user_saved = asyncio.ensure_future(database_sync_to_async(services.exchange_open)(
+                user=self.request.user, answer=answer, content=self.request.content,
             ))
         return self._user_saved
 
     async def _finish(self, answer: Answer) -> None:
-        """Save the answer: shielded, so a second cancellation cannot lose it."""
+        """Settle the last chunk and save the answer with it: shielded, so a second cancellation cannot lose it."""
         answer.total_ms = _ms_since(self.started)
+        metadata = answer_metadata(answer)
+        if answer.outcome == "error":
+            self.final = self._numbered(StreamChunk("error", answer.error, {**metadata, "code": "provider_error"}))
+        else:
+            self.final = self._numbered(StreamChunk("end", "", metadata))
         user_saved = self._start_user_message_save(answer)
-        await asyncio.shield(asyncio.ensure_future(_save(self.request.user, user_saved, answer)))
+        self.saved = asyncio.ensure_future(_save(self.request.user, user_saved, answer))
+        await asyncio.shield(self.saved)
         usage = answer.usage
         logger.info(
             "answer message=%s user=%s route=%s provider=%s model=%s calls=%d in=%d out=%d cost=%s ttft_ms=%s "

@@ -1,0 +1,17 @@
+"""The process's asyncio Redis client (one per event loop), or None when REDIS_URL is unset (one process)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as redis
+from django.conf import settings
+
+from pam_hybrid.providers.client_cache import cached_client
+
+
+def redis_client(loop: asyncio.AbstractEventLoop | None = None) -> redis.Redis | None:
+    url: str = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    return cached_client(("redis", url), lambda: redis.Redis.from_url(url), loop)
