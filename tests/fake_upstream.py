@@ -23,7 +23,9 @@ each SSE event written as its own chunk and drained at once.
 
 Behaviour is scripted per request with :class:`Scenario` objects queued by :meth:`FakeUpstream.enqueue`
 (reply text or tokens, finish reason, usage numbers, HTTP errors, in-band errors, clean early close, TCP
-reset, hangs with or without pings). A scenario may also script what the real APIs stream besides text:
+reset, a malformed event, a connection dropped before any response byte, hangs before the status line or in
+the stream, with or without pings, optionally bounded in time). A scenario may also script what the real
+APIs stream besides text:
 
 * tool calls (:class:`FakeToolCall`), their argument JSON split into small pieces at arbitrary byte
   positions: OpenAI ``delta.tool_calls`` (id, type and name only in a call's first delta, then
@@ -39,8 +41,13 @@ content, ``tool`` messages, ``tool_use`` / ``tool_result`` blocks); they are rec
 text counts as input. Without a queued scenario the reply is
 ``"Echo from {model}: {last user text}"``. ``ttft_ms`` and ``token_delay_ms`` on the server set the
 delay before the first output token and between tokens (a tool call's argument piece or a thinking token
-counts as one, see :class:`Scenario`). A refused connection is not a scenario: tests
-point the client at a closed port for that.
+counts as one, see :class:`Scenario`). A connection refused for every request is not a scenario: tests
+point the client at a closed port for that (:attr:`Scenario.drop_connection` resets one request's connection).
+
+For soak tests the server can also fault requests at random (``fault_rate``, ``fault_seed``,
+``fault_kinds``; see :class:`FakeUpstream` and :data:`FAULT_KINDS`): a streaming request with no queued
+scenario then gets, with probability ``fault_rate``, a scenario for a randomly chosen fault kind, recorded in
+``RecordedRequest.fault`` and counted in ``server.fault_counts``.
 
 Every request is recorded in ``server.requests``; ``server.active_streams`` and ``server.disconnects``
 tell whether the client is still reading or hung up mid-stream.
@@ -49,6 +56,7 @@ Run it in a background thread (``with FakeUpstream() as server: ...``), inside a
 (``async with FakeUpstream() as server: ...``) or from the command line::
 
     python -m tests.fake_upstream --port 8100 --ttft-ms 200 --token-delay-ms 20 [--tokens N]
+        [--fault-rate 0.1 --fault-seed 42 --fault-kinds status_500,reset --hang-limit-ms 1000]
 """
 
 from __future__ import annotations
@@ -68,7 +76,7 @@ import string
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -76,8 +84,11 @@ from http import HTTPStatus
 from typing import Any, Literal
 
 __all__ = [
+    "FAULT_HANG_LIMIT_MS",
+    "FAULT_KINDS",
     "FakeToolCall",
     "FakeUpstream",
+    "FaultKind",
     "Outcome",
     "Provider",
     "RecordedRequest",
@@ -97,9 +108,39 @@ Outcome = Literal[
     "error_in_band",  # an error event was sent mid-stream (HTTP status 200)
     "closed_early",  # the stream ended cleanly before its final event
     "reset",  # the TCP connection was aborted with a RST
-    "client_disconnected",  # the client went away before the answer was complete
+    "malformed",  # a malformed event was sent mid-stream, then the connection closed (Scenario.malformed_after_tokens)
+    "dropped",  # the connection was aborted with a RST before any response byte (Scenario.drop_connection)
+    "hang_expired",  # a hang lasted its hang_limit_ms: the connection was closed, the response unfinished
+    "client_disconnected",  # the client went away before the answer was complete (also before any response byte)
     "server_stopped",  # the server shut down while answering
 ]
+FaultKind = Literal[
+    "status_500",
+    "status_429",
+    "drop_connection",
+    "error_in_band",
+    "close_early",
+    "reset",
+    "malformed",
+    "hang_before_first_token",
+    "hang_mid_stream",
+]
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "status_500",  # Scenario(status=500)
+    "status_429",  # Scenario(status=429, retry_after=0)
+    "drop_connection",  # Scenario(drop_connection=True)
+    "error_in_band",  # Scenario(error_after_tokens=N): Anthropic overloaded_error, OpenAI server_error
+    "close_early",  # Scenario(close_after_tokens=N)
+    "reset",  # Scenario(reset_after_tokens=N)
+    "malformed",  # Scenario(malformed_after_tokens=N)
+    "hang_before_first_token",  # Scenario(hang_before_first_token=True, ping_while_hanging=True, hang_limit_ms=…)
+    "hang_mid_stream",  # Scenario(hang_after_tokens=N, ping_while_hanging=True, hang_limit_ms=…)
+)
+"""Every kind of random fault (see :class:`FakeUpstream`), with the scenario each one gets. N is drawn
+uniformly from 1 to the answer's number of output units (0 when it has none); the hang limit is the
+server's ``hang_limit_ms``, or :data:`FAULT_HANG_LIMIT_MS` when that is None."""
+FAULT_HANG_LIMIT_MS = 1000.0
+"""How long a random hang fault lasts when the server has no ``hang_limit_ms``: a soak never hangs forever."""
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
@@ -210,6 +251,20 @@ class Scenario:
     cache_creation_tokens: int = 0
     """Anthropic ``cache_creation_input_tokens``."""
 
+    drop_connection: bool = False
+    """Read the request, then abort the TCP connection with a RST without sending a single response byte
+    (what a client sees of a refused or reset connection, for this one request; also on a reused keep-alive
+    connection). Streaming or not; outcome "dropped". openai 3.57 and anthropic 2.14 (``max_retries=0``)
+    both raise their ``APIConnectionError`` ("Connection error.") from ``httpx2.ReadError`` (empty message;
+    at the bottom of the chain ``ConnectionResetError(104, 'Connection reset by peer')``). With retries
+    the SDKs retry it like any connection error."""
+    hang_before_headers: bool = False
+    """Read the request, then send nothing at all, not even the status line, until the client disconnects
+    (outcome "client_disconnected") or the hang limit passes (see ``hang_limit_ms``): a server that accepts
+    but never answers. Streaming or not (a streaming request counts in ``server.active_streams`` meanwhile).
+    Without a hang limit only the client's read timeout or its own deadline ends the wait: both SDKs raise
+    their ``APITimeoutError`` from ``httpx2.ReadTimeout`` (openai "Request timed out.", anthropic "Request
+    timed out or interrupted. …")."""
     status: int | None = None
     """Answer with this HTTP error status and the provider's JSON error body instead of a stream."""
     retry_after: float | None = None
@@ -227,13 +282,36 @@ class Scenario:
     """End the chunked body cleanly after N tokens, without finish/usage/[DONE]/message_stop, and close."""
     reset_after_tokens: int | None = None
     """Abort the TCP connection (RST) after N tokens."""
+    malformed_after_tokens: int | None = None
+    """After N tokens, send one SSE event whose JSON is cut off, then close the connection (FIN) without the
+    chunked body's terminating zero-length chunk, as a proxy that lost its upstream mid-stream does. The
+    event is the next delta's JSON, of the kind of the last unit sent (of the first unit when none was),
+    cut right after the first three characters of its text, ``par``, and followed by the blank line that
+    ends an event. OpenAI: ``data: {"id":"chatcmpl-…",…,"choices":[{"index":0,"delta":{"content":"par``
+    (``refusal`` in a refusal, ``{"tool_calls":[{"index":i,"function":{"arguments":"par`` in a tool call)
+    then ``\\n\\n``. Anthropic: ``event: content_block_delta`` / ``data: {"type":"content_block_delta",
+    "index":i,"delta":{"type":"text_delta","text":"par`` (``thinking_delta``/``thinking``,
+    ``input_json_delta``/``partial_json`` in those blocks) then ``\\n\\n``.
+    Outcome "malformed". Both SDKs (openai 3.57, anthropic 2.14) parse each event with a bare ``json.loads``:
+    a plain ``json.JSONDecodeError`` (a ``ValueError``, not an SDK ``APIError``) escapes the stream's
+    iterator (and their ``.stream()`` helpers) as soon as the event arrives, e.g. Anthropic's "Unterminated
+    string starting at: line 1 column 77 (char 76)". Non-streaming requests ignore it."""
     hang_before_first_token: bool = False
-    """Send the stream's preamble, then nothing until the client disconnects."""
+    """Send the stream's preamble, then nothing until the client disconnects (or the hang limit)."""
     hang_after_tokens: int | None = None
-    """Send N tokens, then nothing until the client disconnects."""
+    """Send N tokens, then nothing until the client disconnects (or the hang limit)."""
     ping_while_hanging: bool = False
     """While hanging, Anthropic streams send a ``ping`` event every ``server.ping_interval_ms``
     (OpenAI has no keep-alive events and stays silent)."""
+    hang_limit_ms: float | None = None
+    """Longest any hang of this request lasts (None: ``server.hang_limit_ms``; both None: no limit). When
+    it has passed with the client still there, the server closes the connection (FIN) with the response
+    unfinished; outcome "hang_expired". Before the status line (``hang_before_headers``, or any hang of a
+    non-streaming request) both SDKs raise ``APIConnectionError`` from ``httpx2.RemoteProtocolError``
+    ("Server disconnected without sending a response."). In the stream, without the chunked body's
+    terminating chunk: openai raises ``APIConnectionError`` from ``httpx2.RemoteProtocolError`` ("peer
+    closed connection without sending complete message body (incomplete chunked read)"), anthropic lets
+    that ``httpx2.RemoteProtocolError`` itself escape, unwrapped."""
 
     ttft_ms: float | None = None
     """Override of ``server.ttft_ms`` for this request."""
@@ -245,6 +323,10 @@ class Scenario:
             raise ValueError("split_arguments must be at least 1 (or None for a single piece)")
         if self.refusal is not None and (self.text is not None or self.tokens is not None or self.tool_calls):
             raise ValueError("refusal replaces text/tokens and cannot come with tool_calls")
+        if self.drop_connection + self.hang_before_headers + (self.status is not None) > 1:
+            raise ValueError("drop_connection, hang_before_headers and status exclude each other")
+        if self.hang_limit_ms is not None and self.hang_limit_ms < 0:
+            raise ValueError("hang_limit_ms must not be negative")
 
     def hang_point(self) -> int | None:
         """Number of tokens after which the stream hangs, if it does."""
@@ -268,6 +350,8 @@ class RecordedRequest:
     stream: bool = False
     scenario: Scenario | None = None
     status: int | None = None
+    """The HTTP status of the answer, set just before its status line is sent (None until then, and for good
+    when none is: a dropped connection, a hang before the headers)."""
     outcome: Outcome = "pending"
     tokens_sent: int = 0
     """Output units sent (see :class:`Scenario`)."""
@@ -276,6 +360,8 @@ class RecordedRequest:
     ended_at: float | None = None
     tool_call_ids: list[str] = field(default_factory=list)
     """Ids of the scenario's tool calls, in order (generated or scripted; also those a cut never sent)."""
+    fault: FaultKind | None = None
+    """The random fault this request got (its scenario is in ``scenario``), or None."""
 
     @property
     def model(self) -> str | None:
@@ -446,6 +532,22 @@ _Unit = tuple[Literal["thinking", "text", "tool"], int, int]
 """One output unit of an answer: ("thinking", token index, 0), ("text", token index, 0) or
 ("tool", call index, piece index)."""
 
+_CUT_MARK = "\x00cut"
+"""Marks where :func:`_cut_json` cuts a malformed event's JSON (a string holding it is cut just before it)."""
+
+
+def _cut_json(data: Any) -> str:
+    """``data`` as JSON, cut off inside the string value that holds ``_CUT_MARK``, just before the mark."""
+    text = _dumps(data)
+    return text[: text.index(_dumps(_CUT_MARK)[1:-1])]
+
+
+def _malformed_unit(schedule: list[_Unit], sent: int) -> _Unit:
+    """The unit whose kind a malformed event takes: the last one sent, else the first (text if none)."""
+    if sent > 0:
+        return schedule[sent - 1]
+    return schedule[0] if schedule else ("text", 0, 0)
+
 
 @dataclass
 class _PlannedCall:
@@ -551,6 +653,9 @@ class _OpenAIDialect:
         return {"x-request-id": self.answer.request_id, "openai-version": "2020-10-01", "openai-processing-ms": "1"}
 
     def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
+        return f"data: {_dumps(self._chunk_data(choices, usage))}\n\n".encode()
+
+    def _chunk_data(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {
             "id": self.completion_id,
             "object": "chat.completion.chunk",
@@ -564,7 +669,7 @@ class _OpenAIDialect:
             chunk["usage"] = usage
         if self.include_obfuscation:
             chunk["obfuscation"] = "fake"
-        return f"data: {_dumps(chunk)}\n\n".encode()
+        return chunk
 
     @staticmethod
     def _choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -622,6 +727,15 @@ class _OpenAIDialect:
     def in_band_error(self) -> bytes:
         body = self.error_body(500, self.answer.error_type, self.answer.error_message)
         return f"data: {_dumps(body)}\n\n".encode()
+
+    def malformed(self, sent: int) -> bytes:
+        """The next chunk after ``sent`` units, its JSON cut off inside its text (see ``Scenario``)."""
+        kind, index, _ = _malformed_unit(self.answer.schedule, sent)
+        if kind == "tool":
+            delta: dict[str, Any] = {"tool_calls": [{"index": index, "function": {"arguments": "par" + _CUT_MARK}}]}
+        else:
+            delta = {"refusal" if self.answer.refusal else "content": "par" + _CUT_MARK}
+        return f"data: {_cut_json(self._chunk_data([self._choice(delta)]))}\n\n".encode()
 
     def finale(self, output_tokens: int) -> list[bytes]:
         events = [self._chunk([self._choice({}, self.finish_reason(self.answer.finish))])]
@@ -840,6 +954,19 @@ class _AnthropicDialect:
         body = self.error_body(529, self.answer.error_type, self.answer.error_message, self.answer.request_id)
         body.pop("request_id")  # the in-band event carries only type and error
         return self._event("error", body)
+
+    _CUT_DELTAS: dict[str, tuple[str, str]] = {
+        "thinking": ("thinking_delta", "thinking"),
+        "text": ("text_delta", "text"),
+        "tool": ("input_json_delta", "partial_json"),
+    }
+
+    def malformed(self, sent: int) -> bytes:
+        """A ``content_block_delta`` for the open block after ``sent`` units, its JSON cut off inside its text."""
+        index = self._block_of(self.answer.schedule[sent - 1]) if sent > 0 else 0
+        delta_type, key = self._CUT_DELTAS[self.blocks[index][0] if self.blocks else "text"]
+        data = {"type": "content_block_delta", "index": index, "delta": {"type": delta_type, key: "par" + _CUT_MARK}}
+        return f"event: content_block_delta\ndata: {_cut_json(data)}\n\n".encode()
 
     def finale(self, output_tokens: int) -> list[bytes]:
         usage = {
@@ -1082,9 +1209,17 @@ class FakeUpstream:
     """Fake OpenAI + Anthropic streaming server; see the module docstring.
 
     Knobs (plain attributes, read at each request, safe to set from any thread): ``ttft_ms``,
-    ``token_delay_ms``, ``default_tokens`` (make the default reply exactly N tokens long) and
-    ``ping_interval_ms``. Observations: ``requests``, ``active_streams`` (and its ``peak_active_streams``),
-    ``disconnects`` (clients that hung up mid-answer) and ``connections`` (TCP connections accepted).
+    ``token_delay_ms``, ``default_tokens`` (make the default reply exactly N tokens long),
+    ``ping_interval_ms``, ``hang_limit_ms`` (longest a hang lasts unless its scenario says otherwise; None:
+    until the client goes away), and for random faults ``fault_rate`` (the probability, from 0 to 1, that
+    a streaming request with no queued scenario gets a fault) and ``fault_kinds`` (the kinds drawn from,
+    uniformly; see :data:`FAULT_KINDS`). The faults are drawn from a ``random.Random(fault_seed)``, seeded
+    at construction and reseeded by :meth:`reset` (setting ``fault_seed`` later changes nothing), so a seed
+    and the same order of requests give the same faults; non-streaming requests are never faulted.
+    Observations: ``requests``, ``active_streams`` (streaming requests being answered, also while hanging
+    before the status line; and its ``peak_active_streams``), ``disconnects`` (clients that hung up
+    mid-answer, or before any response byte), ``connections`` (TCP connections accepted) and
+    ``fault_counts`` (random faults given, by kind).
     """
 
     def __init__(
@@ -1096,20 +1231,37 @@ class FakeUpstream:
         token_delay_ms: float = 0.0,
         default_tokens: int | None = None,
         ping_interval_ms: float = 100.0,
+        hang_limit_ms: float | None = None,
+        fault_rate: float = 0.0,
+        fault_seed: int | None = None,
+        fault_kinds: tuple[FaultKind, ...] = FAULT_KINDS,
     ) -> None:
+        if not 0.0 <= fault_rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        if unknown := set(fault_kinds) - set(FAULT_KINDS):
+            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        if fault_rate > 0 and not fault_kinds:
+            raise ValueError("a fault_rate needs fault_kinds")
         self.host = host
         self.port = port
         self.ttft_ms = ttft_ms
         self.token_delay_ms = token_delay_ms
         self.default_tokens = default_tokens
         self.ping_interval_ms = ping_interval_ms
-        self._initial_knobs = (ttft_ms, token_delay_ms, default_tokens, ping_interval_ms)
+        self.hang_limit_ms = hang_limit_ms
+        self.fault_rate = fault_rate
+        self.fault_seed = fault_seed
+        self.fault_kinds = tuple(fault_kinds)
+        self._initial_knobs = (ttft_ms, token_delay_ms, default_tokens, ping_interval_ms, hang_limit_ms)
+        self._initial_faults = (fault_rate, fault_seed, self.fault_kinds)
 
         self.requests: list[RecordedRequest] = []
         self.active_streams = 0
         self.peak_active_streams = 0
         self.disconnects = 0
         self.connections = 0
+        self.fault_counts: Counter[FaultKind] = Counter()
+        self._faults = random.Random(fault_seed)
 
         self._scenarios: deque[Scenario] = deque()
         self._lock = threading.Lock()
@@ -1145,22 +1297,76 @@ class FakeUpstream:
             return list(self._scenarios)
 
     def reset(self) -> None:
-        """Forget queued scenarios, recorded requests and counters; restore the constructor's knobs."""
+        """Forget queued scenarios, recorded requests and counters; restore the constructor's knobs and
+        fault settings, and reseed the faults (the same seed gives the same faults again)."""
         with self._lock:
             self._scenarios.clear()
+            self.fault_rate, self.fault_seed, self.fault_kinds = self._initial_faults
+            self._faults.seed(self.fault_seed)
+            self.fault_counts.clear()
         self.requests.clear()
         self.disconnects = 0
         self.connections = 0
         self.peak_active_streams = self.active_streams
-        self.ttft_ms, self.token_delay_ms, self.default_tokens, self.ping_interval_ms = self._initial_knobs
+        (self.ttft_ms, self.token_delay_ms, self.default_tokens, self.ping_interval_ms, self.hang_limit_ms) = (
+            self._initial_knobs
+        )
 
-    def _take_scenario(self, provider: Provider) -> Scenario:
+    def _take_scenario(self, provider: Provider) -> Scenario | None:
         with self._lock:
             for scenario in self._scenarios:
                 if scenario.provider in (None, provider):
                     self._scenarios.remove(scenario)
                     return scenario
-        return Scenario()
+        return None
+
+    def _draw_fault(self) -> tuple[FaultKind, float] | None:
+        """Whether this request gets a random fault: its kind and where in the answer (0 <= position < 1)."""
+        with self._lock:
+            if self._faults.random() >= self.fault_rate or not self.fault_kinds:
+                return None
+            kind = self._faults.choice(self.fault_kinds)
+            self.fault_counts[kind] += 1
+            return kind, self._faults.random()
+
+    def _fault_scenario(self, kind: FaultKind, position: float, n_units: int) -> Scenario:
+        """The scenario of a random fault (see :data:`FAULT_KINDS`) in an answer of ``n_units`` output units."""
+        point = min(1 + int(position * n_units), n_units)
+        hang_limit_ms = self.hang_limit_ms if self.hang_limit_ms is not None else FAULT_HANG_LIMIT_MS
+        match kind:
+            case "status_500":
+                return Scenario(status=500)
+            case "status_429":
+                return Scenario(status=429, retry_after=0)
+            case "drop_connection":
+                return Scenario(drop_connection=True)
+            case "error_in_band":
+                return Scenario(error_after_tokens=point)
+            case "close_early":
+                return Scenario(close_after_tokens=point)
+            case "reset":
+                return Scenario(reset_after_tokens=point)
+            case "malformed":
+                return Scenario(malformed_after_tokens=point)
+            case "hang_before_first_token":
+                return Scenario(hang_before_first_token=True, ping_while_hanging=True, hang_limit_ms=hang_limit_ms)
+            case "hang_mid_stream":
+                return Scenario(hang_after_tokens=point, ping_while_hanging=True, hang_limit_ms=hang_limit_ms)
+        raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _scenario_for(
+        self, provider: Provider, body: dict[str, Any], stream: bool, request_id: str
+    ) -> tuple[Scenario, FaultKind | None]:
+        """The request's scenario: the next one queued for its provider, else a random fault, else the default."""
+        scenario = self._take_scenario(provider)
+        if scenario is not None:
+            return scenario, None
+        drawn = self._draw_fault() if stream else None
+        if drawn is None:
+            return Scenario(), None
+        kind, position = drawn
+        n_units = len(self._plan_answer(provider, body, Scenario(), request_id).schedule)
+        return self._fault_scenario(kind, position, n_units), kind
 
     # ---- waiting (for assertions) ----------------------------------------------------------------
 
@@ -1325,9 +1531,13 @@ class FakeUpstream:
             await fail(400, "We could not parse the JSON body of your request.")
             return
 
-        scenario = self._take_scenario(provider)
+        scenario, record.fault = self._scenario_for(provider, body, record.stream, request_id)
         record.scenario = scenario
 
+        if scenario.drop_connection:
+            _conclude(record, "dropped")
+            conn.reset()
+            raise _StopConnection
         if scenario.status is not None:
             headers = {**id_header, **scenario.headers}
             if scenario.retry_after is not None:
@@ -1341,7 +1551,6 @@ class FakeUpstream:
         answer = self._plan_answer(provider, body, scenario, request_id)
         record.tool_call_ids = [call.id for call in answer.tool_calls]
         dialect: _Dialect = _OpenAIDialect(answer) if provider == "openai" else _AnthropicDialect(answer)
-        record.status = 200
         if record.stream:
             self.active_streams += 1
             self.peak_active_streams = max(self.peak_active_streams, self.active_streams)
@@ -1477,13 +1686,24 @@ class FakeUpstream:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _hang(self, conn: _HttpConnection, dialect: _Dialect, ping: bool) -> None:
-        """Send nothing (or only pings) until cancelled by the client's disconnect or the server's stop."""
-        event = dialect.ping() if ping else None
-        while event is not None:
-            await self._pause(self.ping_interval_ms)
-            await conn.send_chunk(event)
-        await asyncio.Event().wait()
+    async def _hang(
+        self, conn: _HttpConnection, record: RecordedRequest, scenario: Scenario, ping: bytes | None = None
+    ) -> None:
+        """Send nothing (or only ``ping`` chunks) until cancelled by the client's disconnect or the server's
+        stop; or, once the hang limit has passed, conclude "hang_expired" and leave the connection to close."""
+        limit_ms = scenario.hang_limit_ms if scenario.hang_limit_ms is not None else self.hang_limit_ms
+
+        async def silence() -> None:
+            while ping is not None:
+                await self._pause(self.ping_interval_ms)
+                await conn.send_chunk(ping)
+            await asyncio.Event().wait()
+
+        try:
+            await asyncio.wait_for(silence(), None if limit_ms is None else limit_ms / 1000)
+        except TimeoutError:
+            _conclude(record, "hang_expired")
+            raise _StopConnection from None
 
     async def _stream(
         self, conn: _HttpConnection, record: RecordedRequest, dialect: _Dialect, scenario: Scenario
@@ -1491,8 +1711,17 @@ class FakeUpstream:
         answer = dialect.answer
         ttft_ms, token_delay_ms = self._delays(scenario)
         hang_at = scenario.hang_point()
-        fault_points = {scenario.error_after_tokens, scenario.close_after_tokens, scenario.reset_after_tokens, hang_at}
+        fault_points = {
+            scenario.error_after_tokens,
+            scenario.close_after_tokens,
+            scenario.reset_after_tokens,
+            scenario.malformed_after_tokens,
+            hang_at,
+        }
 
+        if scenario.hang_before_headers:
+            await self._hang(conn, record, scenario)
+        record.status = 200
         await conn.start_event_stream({**dialect.response_headers(), **scenario.headers})
         for event in dialect.preamble():
             await conn.send_chunk(event)
@@ -1505,7 +1734,7 @@ class FakeUpstream:
                 # next ones, so the stream keeps its nominal duration even when the process is busy.
                 await self._sleep_until(record.received_at + (ttft_ms + sent * token_delay_ms) / 1000)
             if sent == hang_at:
-                await self._hang(conn, dialect, scenario.ping_while_hanging)
+                await self._hang(conn, record, scenario, dialect.ping() if scenario.ping_while_hanging else None)
             if sent == scenario.error_after_tokens:
                 _conclude(record, "error_in_band")
                 await conn.send_chunk(dialect.in_band_error())
@@ -1519,6 +1748,10 @@ class FakeUpstream:
                 _conclude(record, "reset")
                 conn.reset()
                 raise _StopConnection
+            if sent == scenario.malformed_after_tokens:
+                _conclude(record, "malformed")
+                await conn.send_chunk(dialect.malformed(sent))
+                raise _StopConnection  # closed without the terminating chunk
             if sent < n_units:
                 events = next(steps)
                 record.tokens_sent = sent + 1
@@ -1535,15 +1768,17 @@ class FakeUpstream:
     async def _reply_json(
         self, conn: _HttpConnection, record: RecordedRequest, dialect: _Dialect, scenario: Scenario, keep_alive: bool
     ) -> None:
-        """Minimal non-streaming answer: waits as long as the stream would take, then one JSON body."""
+        """Minimal non-streaming answer: waits as long as the stream would take, then one JSON body. Any hang
+        of the scenario happens before the status line; faults inside the stream do not apply."""
         answer = dialect.answer
-        if scenario.hang_point() is not None:
-            await asyncio.Event().wait()
+        if scenario.hang_before_headers or scenario.hang_point() is not None:
+            await self._hang(conn, record, scenario)
         ttft_ms, token_delay_ms = self._delays(scenario)
         units = len(answer.schedule)
         await self._sleep_until(record.received_at + (ttft_ms + token_delay_ms * max(units - 1, 0)) / 1000)
         headers = {**dialect.response_headers(), **scenario.headers}
         record.tokens_sent = units
+        record.status = 200
         _conclude(record, "completed")
         await conn.send_json(200, dialect.complete_body(answer.default_output_tokens()), headers, keep_alive)
 
@@ -1555,7 +1790,15 @@ class FakeUpstream:
 
 async def _serve(args: argparse.Namespace) -> None:
     server = FakeUpstream(
-        args.host, args.port, ttft_ms=args.ttft_ms, token_delay_ms=args.token_delay_ms, default_tokens=args.tokens
+        args.host,
+        args.port,
+        ttft_ms=args.ttft_ms,
+        token_delay_ms=args.token_delay_ms,
+        default_tokens=args.tokens,
+        hang_limit_ms=args.hang_limit_ms,
+        fault_rate=args.fault_rate,
+        fault_seed=args.fault_seed,
+        fault_kinds=args.fault_kinds,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -1577,7 +1820,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft-ms", type=float, default=0.0, help="delay before the first content token")
     parser.add_argument("--token-delay-ms", type=float, default=0.0, help="delay between tokens")
     parser.add_argument("--tokens", type=int, default=None, help="make the default reply exactly N tokens long")
-    asyncio.run(_serve(parser.parse_args(argv)))
+    parser.add_argument(
+        "--hang-limit-ms", type=float, default=None, help="longest a hang lasts (default: until the client leaves)"
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="probability that a streaming request gets a random fault"
+    )
+    parser.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults")
+    parser.add_argument(
+        "--fault-kinds",
+        type=_fault_kinds,
+        default=FAULT_KINDS,
+        help=f"comma-separated kinds to draw from (default: all of {','.join(FAULT_KINDS)})",
+    )
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.fault_rate <= 1.0:
+        parser.error("--fault-rate must be between 0 and 1")
+    asyncio.run(_serve(args))
+
+
+def _fault_kinds(text: str) -> tuple[FaultKind, ...]:
+    """Parse ``--fault-kinds``: comma-separated names from :data:`FAULT_KINDS`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in FAULT_KINDS]:
+        raise argparse.ArgumentTypeError(f"unknown fault kinds: {', '.join(unknown)}")
+    return tuple(kind for kind in FAULT_KINDS if kind in names)
 
 
 if __name__ == "__main__":

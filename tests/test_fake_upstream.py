@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ import openai
 import pytest
 
 from tests.fake_upstream import (
+    FAULT_KINDS,
     FakeToolCall,
     FakeUpstream,
+    FaultKind,
     Scenario,
     argument_pieces,
     default_reply,
@@ -290,6 +293,12 @@ def test_scenario_rejects_contradictions() -> None:
         Scenario(split_arguments=0)
     with pytest.raises(ValueError, match="refusal"):
         Scenario(refusal="no", text="yes")
+    with pytest.raises(ValueError, match="exclude each other"):
+        Scenario(drop_connection=True, status=500)
+    with pytest.raises(ValueError, match="exclude each other"):
+        Scenario(drop_connection=True, hang_before_headers=True)
+    with pytest.raises(ValueError, match="hang_limit_ms"):
+        Scenario(hang_before_headers=True, hang_limit_ms=-1)
 
 
 async def test_openai_tool_calls_reassemble_by_index(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
@@ -830,6 +839,284 @@ async def test_pings_while_hanging_defeat_the_read_timeout(
     assert server.requests[-1].outcome == "client_disconnected"
 
 
+async def test_malformed_event_escapes_as_json_decode_error(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(provider="openai", malformed_after_tokens=2))
+    server.enqueue(Scenario(provider="anthropic", malformed_after_tokens=2))
+
+    # Neither SDK wraps it: a bare json.JSONDecodeError (a ValueError) leaves the iterator, no APIError.
+    chunks: list[Any] = []
+    with pytest.raises(json.JSONDecodeError, match=r"^Unterminated string starting at: line 1 column \d+") as oai_err:
+        stream = await oai.chat.completions.create(**openai_request())
+        async for chunk in stream:
+            chunks.append(chunk)
+    assert not isinstance(oai_err.value, openai.APIError)
+    assert openai_text(chunks) == "Echo from "
+
+    events: list[Any] = []
+    with pytest.raises(json.JSONDecodeError) as claude_err:
+        stream2 = await claude.messages.create(**anthropic_request())
+        async for event in stream2:
+            events.append(event)
+    assert not isinstance(claude_err.value, anthropic.APIError)
+    assert str(claude_err.value) == "Unterminated string starting at: line 1 column 77 (char 76)"
+    assert anthropic_text(events) == "Echo from "
+
+    # The stream helpers let it through the same way.
+    server.enqueue(Scenario(malformed_after_tokens=1))
+    request = anthropic_request()
+    del request["stream"]
+    with pytest.raises(json.JSONDecodeError):
+        async with claude.messages.stream(**request) as helper:
+            await helper.get_final_message()
+
+    assert [(r.outcome, r.status, r.tokens_sent) for r in server.requests] == [
+        ("malformed", 200, 2),
+        ("malformed", 200, 2),
+        ("malformed", 200, 1),
+    ]
+    assert await server.wait_until(lambda: server.active_streams == 0)
+    assert server.disconnects == 0
+
+
+async def test_drop_connection_is_a_connection_error(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    await collect_openai(oai)  # the drop comes on a reused keep-alive connection
+    server.enqueue(Scenario(provider="openai", drop_connection=True))
+    server.enqueue(Scenario(provider="anthropic", drop_connection=True))
+
+    with pytest.raises(openai.APIConnectionError) as oai_err:
+        await collect_openai(oai)
+    with pytest.raises(anthropic.APIConnectionError) as claude_err:
+        await collect_anthropic(claude)
+
+    for err in (oai_err.value, claude_err.value):
+        assert not isinstance(err, openai.APITimeoutError | anthropic.APITimeoutError)
+        assert str(err) == "Connection error."
+        assert isinstance(err.__cause__, httpx2.ReadError)
+    assert server.connections == 2
+    # The next request gets a fresh connection and a normal answer.
+    assert openai_text(await collect_openai(oai)) == default_reply(openai_request())
+    assert server.connections == 3
+
+    n_tokens = len(tokenize(default_reply(openai_request())))
+    assert [(r.outcome, r.status, r.tokens_sent) for r in server.requests] == [
+        ("completed", 200, n_tokens),
+        ("dropped", None, 0),
+        ("dropped", None, 0),
+        ("completed", 200, n_tokens),
+    ]
+    assert server.disconnects == 0
+    assert await server.wait_until(lambda: server.active_streams == 0)  # counters move on the server's thread
+
+
+async def test_hang_before_headers_sends_nothing_until_the_client_leaves(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(provider="openai", hang_before_headers=True))
+    server.enqueue(Scenario(provider="anthropic", hang_before_headers=True))
+
+    pending = asyncio.ensure_future(collect_openai(oai, timeout=0.3))
+    # While hanging it is an active stream with no status line sent.
+    assert await server.wait_until(lambda: server.active_streams == 1, within=1.0)
+    assert server.requests[-1].status is None and server.requests[-1].outcome == "pending"
+    with pytest.raises(openai.APITimeoutError) as oai_err:
+        await pending
+    with pytest.raises(anthropic.APITimeoutError) as claude_err:
+        await collect_anthropic(claude, timeout=0.3)
+
+    assert str(oai_err.value) == "Request timed out."
+    assert str(claude_err.value).startswith("Request timed out or interrupted.")
+    assert isinstance(oai_err.value.__cause__, httpx2.ReadTimeout)
+    assert isinstance(claude_err.value.__cause__, httpx2.ReadTimeout)
+    assert await server.wait_for_disconnects(2, within=2.0)
+    assert await server.wait_until(lambda: server.active_streams == 0, within=2.0)
+    assert [(r.outcome, r.status, r.first_token_at) for r in server.requests] == [
+        ("client_disconnected", None, None)
+    ] * 2
+
+
+async def test_hang_limit_closes_the_connection(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    # The clients would wait 5 s; the hang limit (scenario's, or the server's knob) ends each hang first.
+    server.ping_interval_ms = 25
+    server.hang_limit_ms = 150
+    server.enqueue(
+        Scenario(provider="openai", hang_before_headers=True),
+        Scenario(provider="anthropic", hang_before_headers=True, hang_limit_ms=100),
+        Scenario(provider="openai", hang_after_tokens=2),
+        Scenario(provider="anthropic", hang_after_tokens=2, ping_while_hanging=True),
+        Scenario(provider="openai", hang_before_first_token=True),  # non-streaming: hangs before the status line
+    )
+
+    # Before the status line: both SDKs wrap httpx2's RemoteProtocolError.
+    started = time.monotonic()
+    with pytest.raises(openai.APIConnectionError) as oai_err:
+        await collect_openai(oai, timeout=5)
+    assert 0.15 <= time.monotonic() - started < 2.0
+    with pytest.raises(anthropic.APIConnectionError) as claude_err:
+        await collect_anthropic(claude, timeout=5)
+    for err in (oai_err.value, claude_err.value):
+        assert not isinstance(err, openai.APITimeoutError | anthropic.APITimeoutError)
+        assert isinstance(err.__cause__, httpx2.RemoteProtocolError)
+        assert str(err.__cause__) == "Server disconnected without sending a response."
+
+    # Inside the stream: a chunked body without its end. openai wraps it; anthropic lets httpx2's error through.
+    chunks: list[Any] = []
+    with pytest.raises(openai.APIConnectionError) as oai_mid:
+        stream = await oai.chat.completions.create(**openai_request(), timeout=5)
+        async for chunk in stream:
+            chunks.append(chunk)
+    assert openai_text(chunks) == "Echo from "
+    incomplete = "peer closed connection without sending complete message body (incomplete chunked read)"
+    assert isinstance(oai_mid.value.__cause__, httpx2.RemoteProtocolError)
+    assert str(oai_mid.value.__cause__) == incomplete
+    with pytest.raises(httpx2.RemoteProtocolError, match=r"incomplete chunked read"):
+        await collect_anthropic(claude, timeout=5)
+
+    with pytest.raises(openai.APIConnectionError):
+        await oai.chat.completions.create(**openai_request(stream=False), timeout=5)
+
+    assert [(r.outcome, r.status) for r in server.requests] == [
+        ("hang_expired", None),
+        ("hang_expired", None),
+        ("hang_expired", 200),
+        ("hang_expired", 200),
+        ("hang_expired", None),
+    ]
+    limits = [0.150, 0.100, 0.150, 0.150, 0.150]
+    for record, limit in zip(server.requests, limits, strict=True):
+        assert record.ended_at is not None
+        assert limit <= record.ended_at - record.received_at < limit + 1.0
+    assert server.disconnects == 0
+    assert await server.wait_until(lambda: server.active_streams == 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Random faults
+# --------------------------------------------------------------------------------------------------
+
+# What each random fault looks like to each SDK (max_retries=0) and on the server. None: nothing is raised.
+FAULT_EFFECTS: dict[FaultKind, tuple[type[Exception] | None, type[Exception] | None, str]] = {
+    "status_500": (openai.InternalServerError, anthropic.InternalServerError, "error_status"),
+    "status_429": (openai.RateLimitError, anthropic.RateLimitError, "error_status"),
+    "drop_connection": (openai.APIConnectionError, anthropic.APIConnectionError, "dropped"),
+    "error_in_band": (openai.APIError, anthropic.APIStatusError, "error_in_band"),
+    "close_early": (None, None, "closed_early"),
+    "reset": (openai.APIConnectionError, httpx2.ReadError, "reset"),
+    "malformed": (json.JSONDecodeError, json.JSONDecodeError, "malformed"),
+    # Anthropic pings while hanging, then the hang limit closes the chunked body unfinished.
+    "hang_before_first_token": (openai.APIConnectionError, httpx2.RemoteProtocolError, "hang_expired"),
+    "hang_mid_stream": (openai.APIConnectionError, httpx2.RemoteProtocolError, "hang_expired"),
+}
+
+
+async def drive(server: FakeUpstream, n_requests: int) -> list[Exception | None]:
+    """Send streaming requests alternately to OpenAI and Anthropic; what each raised (bounded: 5 s timeouts)."""
+    oai = openai.AsyncOpenAI(api_key="test", base_url=server.openai_base_url, max_retries=0, timeout=5)
+    claude = anthropic.AsyncAnthropic(api_key="test", base_url=server.anthropic_base_url, max_retries=0, timeout=5)
+    raised: list[Exception | None] = []
+    try:
+        for i in range(n_requests):
+            try:
+                await (collect_openai(oai) if i % 2 == 0 else collect_anthropic(claude))
+                raised.append(None)
+            except Exception as err:  # every fault's own exception, checked by the caller
+                raised.append(err)
+    finally:
+        await oai.close()
+        await claude.close()
+    return raised
+
+
+async def test_random_faults_at_rate_one_fault_every_request() -> None:
+    async with FakeUpstream(fault_rate=1.0, fault_seed=1234, hang_limit_ms=100, ping_interval_ms=20) as server:
+        raised = await drive(server, 60)
+
+    faults = [r.fault for r in server.requests]
+    assert None not in faults
+    assert set(faults) == set(FAULT_KINDS)
+    assert server.fault_counts == Counter(faults)
+    for index, (record, err) in enumerate(zip(server.requests, raised, strict=True)):
+        assert record.fault is not None
+        openai_error, anthropic_error, outcome = FAULT_EFFECTS[record.fault]
+        expected = openai_error if index % 2 == 0 else anthropic_error
+        assert record.outcome == outcome, record.fault
+        if expected is None:
+            assert err is None, record.fault
+        else:
+            assert isinstance(err, expected), (record.fault, record.provider, err)
+        if record.fault.startswith("status_"):
+            assert record.status == int(record.fault.removeprefix("status_"))
+            assert record.scenario is not None and record.scenario.retry_after == (0 if record.status == 429 else None)
+        if record.fault.startswith("hang_"):
+            # Bounded by the hang limit, the client never hung up.
+            assert record.ended_at is not None and 0.1 <= record.ended_at - record.received_at < 0.1 + 1.0
+    # Mid-stream faults come after at least one token, at most after the last.
+    n_tokens = {
+        "openai": len(tokenize(default_reply(openai_request()))),
+        "anthropic": len(tokenize(default_reply(anthropic_request()))),
+    }
+    for record in server.requests:
+        if record.fault in ("error_in_band", "close_early", "reset", "malformed", "hang_mid_stream"):
+            assert record.provider is not None
+            assert 1 <= record.tokens_sent <= n_tokens[record.provider]
+    assert server.disconnects == 0
+    assert server.active_streams == 0
+
+
+async def test_random_faults_are_seeded_limited_to_their_kinds_and_reset() -> None:
+    kinds: tuple[FaultKind, ...] = ("status_500", "drop_connection", "close_early")
+    async with FakeUpstream(fault_rate=0.5, fault_seed=7, fault_kinds=kinds) as server:
+        await drive(server, 30)
+        first_run = [r.fault for r in server.requests]
+        assert set(first_run) == {None, *kinds}  # about half faulted, only the configured kinds
+        assert sum(server.fault_counts.values()) == 30 - first_run.count(None)
+
+        def settings() -> tuple[object, ...]:
+            return (server.fault_rate, server.fault_seed, server.fault_kinds, server.hang_limit_ms)
+
+        server.fault_rate, server.fault_kinds, server.hang_limit_ms = 0.0, ("reset",), 5.0
+        assert settings() == (0.0, 7, ("reset",), 5.0)
+        server.reset()
+        assert settings() == (0.5, 7, kinds, None)
+        assert server.fault_counts == Counter()
+        await drive(server, 30)
+        assert [r.fault for r in server.requests] == first_run  # reseeded: the same faults again
+
+        # A queued scenario wins over a fault, and non-streaming requests are never faulted.
+        server.fault_rate = 1.0
+        server.enqueue(Scenario(text="scripted"))
+        oai = openai.AsyncOpenAI(api_key="test", base_url=server.openai_base_url, max_retries=0, timeout=5)
+        try:
+            assert openai_text(await collect_openai(oai)) == "scripted"
+            completion = await oai.chat.completions.create(**openai_request(stream=False))
+            assert completion.choices[0].message.content == default_reply(openai_request())
+        finally:
+            await oai.close()
+        assert [(r.fault, r.outcome) for r in server.requests[-2:]] == [(None, "completed")] * 2
+
+
+async def test_no_random_faults_at_rate_zero(server: FakeUpstream) -> None:
+    assert server.fault_rate == 0.0 and server.fault_kinds == FAULT_KINDS
+    raised = await drive(server, 10)
+    assert raised == [None] * 10
+    assert [(r.fault, r.outcome) for r in server.requests] == [(None, "completed")] * 10
+    assert server.fault_counts == Counter()
+
+
+def test_fault_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="fault_rate"):
+        FakeUpstream(fault_rate=1.5)
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        FakeUpstream(fault_kinds=("status_500", "meteor_strike"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fault_kinds"):
+        FakeUpstream(fault_rate=0.5, fault_kinds=())
+
+
 # --------------------------------------------------------------------------------------------------
 # Timing, recording, concurrency, other endpoints
 # --------------------------------------------------------------------------------------------------
@@ -994,9 +1281,14 @@ async def raw_exchange(server: FakeUpstream, path: str, body: dict[str, Any], he
     return data
 
 
-def split_chunks(body: bytes) -> list[bytes]:
-    chunks = []
+def split_chunks(body: bytes, terminated: bool = True) -> list[bytes]:
+    """The chunks of a chunked body, the terminating empty one included; ``terminated=False`` for a body
+    that stops without it (the connection closed)."""
+    chunks: list[bytes] = []
     while True:
+        if not terminated and body == b"":
+            assert b"" not in chunks
+            return chunks
         size_line, body = body.split(b"\r\n", 1)
         size = int(size_line, 16)
         chunks.append(body[:size])
@@ -1058,6 +1350,47 @@ async def test_raw_wire_in_band_openai_error(server: FakeUpstream) -> None:
     assert json.loads(chunks[-2].removeprefix(b"data: "))["error"]["type"] == "server_error"
 
 
+async def test_raw_wire_malformed_event(server: FakeUpstream) -> None:
+    weather = FakeToolCall("get_weather", {"city": "Paris"})
+    server.enqueue(Scenario(text="hi there", malformed_after_tokens=1))
+    server.enqueue(Scenario(text="Sure.", tool_calls=[weather], malformed_after_tokens=2))
+    openai_bodies = [
+        (await raw_exchange(server, "/v1/chat/completions", openai_request())).split(b"\r\n\r\n", 1)[1]
+        for _ in range(2)
+    ]
+    headers = "anthropic-version: 2023-06-01\r\n"
+    server.enqueue(Scenario(text="hi there", malformed_after_tokens=1))
+    server.enqueue(Scenario(text="Sure.", tool_calls=[weather], malformed_after_tokens=2))
+    anthropic_bodies = [
+        (await raw_exchange(server, "/v1/messages", anthropic_request(), headers)).split(b"\r\n\r\n", 1)[1]
+        for _ in range(2)
+    ]
+
+    # The malformed event is the last chunk; the body has no terminating chunk (the server closed).
+    text_chunks, tool_chunks = (split_chunks(body, terminated=False) for body in openai_bodies)
+    assert [json.loads(c.removeprefix(b"data: "))["choices"][0]["delta"] for c in text_chunks[1:-1]] == [
+        {"content": "hi "}
+    ]
+    malformed = text_chunks[-1]
+    assert malformed.startswith(b'data: {"id":"chatcmpl-fake') and b'"object":"chat.completion.chunk"' in malformed
+    assert malformed.endswith(b'"choices":[{"index":0,"delta":{"content":"par\n\n')
+    assert tool_chunks[-1].endswith(b'"delta":{"tool_calls":[{"index":0,"function":{"arguments":"par\n\n')
+    with pytest.raises(ValueError):
+        json.loads(malformed.removeprefix(b"data: "))
+
+    text_chunks, tool_chunks = (split_chunks(body, terminated=False) for body in anthropic_bodies)
+    assert text_chunks[-2].startswith(b"event: content_block_delta\n")
+    assert text_chunks[-1] == (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"par\n\n'
+    )
+    assert tool_chunks[-1] == (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":1,'
+        b'"delta":{"type":"input_json_delta","partial_json":"par\n\n'
+    )
+    assert [(r.outcome, r.tokens_sent) for r in server.requests] == [("malformed", 1), ("malformed", 2)] * 2
+
+
 # --------------------------------------------------------------------------------------------------
 # Lifecycle
 # --------------------------------------------------------------------------------------------------
@@ -1112,3 +1445,44 @@ def test_cli() -> None:
         assert process.wait(timeout=5) == 0
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_cli_random_faults() -> None:
+    args = [
+        "--port",
+        "0",
+        "--fault-rate",
+        "1",
+        "--fault-seed",
+        "3",
+        "--fault-kinds",
+        "status_429",
+        "--hang-limit-ms",
+        "50",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_upstream", *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        openai_base_url = process.stdout.readline().split("openai_base_url=")[1].split()[0]
+        with openai.OpenAI(api_key="test", base_url=openai_base_url, max_retries=0, timeout=5) as client:
+            for _ in range(2):
+                with pytest.raises(openai.RateLimitError) as err:
+                    client.chat.completions.create(**openai_request())
+                assert err.value.response.headers["retry-after"] == "0"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "tests.fake_upstream", "--fault-kinds", "status_500,meteor_strike"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2
+    assert "unknown fault kinds: meteor_strike" in bad.stderr
