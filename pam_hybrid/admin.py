@@ -1,11 +1,12 @@
-"""Admin registrations: conversations with their messages, messages, and usage records (read-only)."""
+"""Admin registrations: conversations with their messages, messages, usage records and breaker state changes
+(the last two read-only)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
 
-from pam_hybrid.models import Conversation, Message, UsageRecord
+from pam_hybrid.models import BreakerEvent, Conversation, Message, UsageRecord
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
@@ -38,10 +39,23 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
     list_display = (
         "created_at", "user", "provider", "model", "route", "input_tokens", "output_tokens", "cost_usd", "ttft_ms",
-        "total_ms", "outcome",
+        "total_ms", "outcome", "fallback_from",
     )
-    list_filter = ("provider", "model", "route", "outcome", "usage_estimated")
+    list_filter = ("provider", "model", "route", "outcome", "usage_estimated", "fallback_from")
     readonly_fields = [f.name for f in UsageRecord._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(BreakerEvent)
+class BreakerEventAdmin(admin.ModelAdmin[BreakerEvent]):
+    list_display = ("at", "provider", "from_state", "to_state", "reason")
+    list_filter = ("provider", "to_state")
+    readonly_fields = ("at", "provider", "from_state", "to_state", "reason")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BreakerEvent | None = None) -> bool:
         return False

@@ -33,6 +33,15 @@ class PamSettings:
     max_tool_rounds: int
     resume_grace_ms: int
     checkpoint_interval_ms: int
+    retries: int
+    retry_backoff_ms: int
+    retry_deadline_ms: int
+    breaker_failures: int
+    breaker_window_ms: int
+    breaker_failure_rate: float
+    breaker_min_calls: int
+    breaker_cooldown_ms: int
+    breaker_probes: int
 
 
 def pam_settings() -> PamSettings:
@@ -59,4 +68,13 @@ def pam_settings() -> PamSettings:
         max_tool_rounds=getattr(s, "PAM_MAX_TOOL_ROUNDS", 3),
         resume_grace_ms=getattr(s, "PAM_RESUME_GRACE_MS", 10000),
         checkpoint_interval_ms=getattr(s, "PAM_CHECKPOINT_INTERVAL_MS", 5000),
+        retries=getattr(s, "PAM_RETRIES", 2),
+        retry_backoff_ms=getattr(s, "PAM_RETRY_BACKOFF_MS", 250),
+        retry_deadline_ms=getattr(s, "PAM_RETRY_DEADLINE_MS", 8000),
+        breaker_failures=getattr(s, "PAM_BREAKER_FAILURES", 5),
+        breaker_window_ms=getattr(s, "PAM_BREAKER_WINDOW_MS", 60000),
+        breaker_failure_rate=getattr(s, "PAM_BREAKER_FAILURE_RATE", 0.5),
+        breaker_min_calls=getattr(s, "PAM_BREAKER_MIN_CALLS", 10),
+        breaker_cooldown_ms=getattr(s, "PAM_BREAKER_COOLDOWN_MS", 30000),
+        breaker_probes=getattr(s, "PAM_BREAKER_PROBES", 1),
     )

@@ -4,7 +4,8 @@
     ├── BadInput            the client's frame or message is unusable
     ├── ToolError           a tool's own error, returned to the model (pam_hybrid.tools.base)
     └── ProviderError       a model call failed (translated from SDK errors at the provider boundary)
-        ├── ProviderUnavailable   connection refused/reset, 5xx, in-band overload
+        ├── ProviderUnavailable   connection refused/reset, 5xx, in-band overload, malformed stream
+        │   └── CircuitOpen       its circuit breaker is open: not called at all
         ├── ProviderTimedOut      no first token / no token for too long / whole answer too long
         ├── ProviderRateLimited   429
         ├── ProviderRejected      400/401/403/404: our request or our configuration is wrong
@@ -29,23 +30,40 @@ class BadInput(PamError):
 
 class ProviderError(PamError):
     user_message = "The model could not answer right now. Please try again."
+    retryable = True
+    """Whether the same call may succeed if made again (and whether it says anything about the provider's health)."""
+    retry_after_s: float | None = None
+    """The provider's own Retry-After, when it sent one."""
+    reason_phrase = "failed"
+    """What went wrong, in a few words for a sentence such as "OpenAI was unavailable"."""
 
 
 class ProviderUnavailable(ProviderError):
     user_message = "The model provider is unavailable right now. Please try again in a moment."
+    reason_phrase = "unavailable"
 
 
 class ProviderTimedOut(ProviderError):
     user_message = "The model took too long to respond. Please try again."
+    reason_phrase = "too slow to respond"
 
 
 class ProviderRateLimited(ProviderError):
     user_message = "The model provider is busy (rate limited). Please try again shortly."
+    reason_phrase = "rate limited"
 
 
 class ProviderRejected(ProviderError):
     user_message = "The model provider refused the request. An administrator has been notified."
+    reason_phrase = "refused the request"
+    retryable = False
+
+
+class CircuitOpen(ProviderUnavailable):
+    user_message = "The model provider is temporarily unavailable after repeated failures. Please try again shortly."
+    reason_phrase = "paused after repeated failures"
 
 
 class StreamInterrupted(ProviderError):
     user_message = "The answer was interrupted before it finished."
+    reason_phrase = "interrupted"

@@ -161,6 +161,21 @@ PAM_MAX_TOOL_ROUNDS: int = env.int("PAM_MAX_TOOL_ROUNDS", default=3)
 PAM_RESUME_GRACE_MS: int = env.int("PAM_RESUME_GRACE_MS", default=10000)
 # How often the text of answers in flight is saved (and their rows marked alive for the stale-answer sweep).
 PAM_CHECKPOINT_INTERVAL_MS: int = env.int("PAM_CHECKPOINT_INTERVAL_MS", default=5000)
+# Before the first token: retries of a failing provider (jittered backoff, Retry-After honoured) within a deadline,
+# then the other route's provider.
+PAM_RETRIES: int = env.int("PAM_RETRIES", default=2)
+PAM_RETRY_BACKOFF_MS: int = env.int("PAM_RETRY_BACKOFF_MS", default=250)
+PAM_RETRY_DEADLINE_MS: int = env.int("PAM_RETRY_DEADLINE_MS", default=8000)
+# Circuit breaker per provider: opens on N consecutive failures or a failure rate over a window (with a minimum
+# number of calls), lets PAM_BREAKER_PROBES probes through after the cool-down.
+PAM_BREAKER_FAILURES: int = env.int("PAM_BREAKER_FAILURES", default=5)
+PAM_BREAKER_WINDOW_MS: int = env.int("PAM_BREAKER_WINDOW_MS", default=60000)
+PAM_BREAKER_FAILURE_RATE: float = env.float("PAM_BREAKER_FAILURE_RATE", default=0.5)
+PAM_BREAKER_MIN_CALLS: int = env.int("PAM_BREAKER_MIN_CALLS", default=10)
+PAM_BREAKER_COOLDOWN_MS: int = env.int("PAM_BREAKER_COOLDOWN_MS", default=30000)
+PAM_BREAKER_PROBES: int = env.int("PAM_BREAKER_PROBES", default=1)
+# Namespace of this deployment's keys in Redis (breakers, message claims).
+PAM_REDIS_PREFIX: str = env.str("PAM_REDIS_PREFIX", default="pam:")
 PAM_SIGNUP_ENABLED: bool = env.bool("PAM_SIGNUP_ENABLED", default=DEBUG)
 
 # Daphne's own WebSocket frame limit is set on its command line; this bounds what the consumer accepts.

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ def _close_thread_connections(django_db_setup: Any) -> Iterator[None]:
     database is dropped; PostgreSQL refuses to drop a database that still has sessions."""
     yield
     asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
+
+
+@pytest.fixture(autouse=True)
+def _own_redis_namespace(settings: Any) -> None:
+    """Breaker state and message claims live in Redis when REDIS_URL is set: each test gets keys of its own."""
+    settings.PAM_REDIS_PREFIX = f"pam-test:{uuid.uuid4().hex}:"
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +110,7 @@ def daphne_server(django_db_setup: Any, _upstream_server: FakeUpstream, tmp_path
         "ANTHROPIC_API_KEY": TEST_API_KEY,
         "ANTHROPIC_BASE_URL": _upstream_server.anthropic_base_url,
         "PYTHONUNBUFFERED": "1",
+        "PAM_REDIS_PREFIX": f"pam-test:{uuid.uuid4().hex}:",
     }
     log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
     with open(log_path, "wb") as log:

@@ -282,16 +282,21 @@ async def test_in_band_error_mid_stream_is_shown_readably(user: Any, fake_upstre
     assert answer.status == Message.Status.PARTIAL and answer.content == "partial words "
 
 
-async def test_provider_error_before_first_token_saves_error_answer(user: Any, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.enqueue(Scenario(status=500))
+async def test_every_attempt_failing_before_the_first_token_saves_an_error_answer(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    settings.PAM_RETRY_BACKOFF_MS = 1
+    for provider in ("openai", "anthropic"):
+        fake_upstream.enqueue(*[Scenario(provider=provider, status=500)] * 3)  # three tries each
     communicator = await connect(user)
     await communicator.send_json_to(message())
     frames = await receive_until_done(communicator)
     await communicator.disconnect()
     assert [f["chunk_type"] for f in frames] == ["start", "error"]
+    assert [r.provider for r in fake_upstream.requests] == ["openai"] * 3 + ["anthropic"] * 3
     answer, usage = await saved_answer(frames[-1]["metadata"]["message_id"])
     assert answer.status == Message.Status.ERROR and answer.error == frames[-1]["content"]
-    assert usage.outcome == "error"
+    assert usage.outcome == "error" and len(usage.attempts) == 6 and usage.fallback_from == "openai"
 
 
 async def test_length_limit_is_reported(user: Any, fake_upstream: FakeUpstream) -> None:
@@ -304,8 +309,12 @@ async def test_length_limit_is_reported(user: Any, fake_upstream: FakeUpstream) 
     assert frames[-1]["chunk_type"] == "end" and meta["finish_reason"] == "length" and meta["status"] == "partial"
 
 
-async def test_first_token_timeout(user: Any, fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_first_token_timeout_with_nothing_to_retry_or_fall_back_to(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.PAM_FIRST_TOKEN_TIMEOUT_MS = 300
+    settings.PAM_RETRIES = 0
+    settings.OPENAI_API_KEY = ""
     fake_upstream.enqueue(Scenario(hang_before_first_token=True, ping_while_hanging=True))
     communicator = await connect(user)
     await communicator.send_json_to(message("hi", route="complex"))
@@ -381,7 +390,11 @@ async def test_cancel_before_the_answer_starts_is_acknowledged(user: Any, fake_u
         assert await Message.objects.filter(id=last["metadata"]["message_id"]).aexists()
 
 
-async def test_rate_limited_provider_gets_a_readable_error(user: Any, fake_upstream: FakeUpstream) -> None:
+async def test_rate_limited_provider_gets_a_readable_error(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    settings.PAM_RETRIES = 0
+    settings.ANTHROPIC_API_KEY = ""  # nothing to fall back to
     fake_upstream.enqueue(Scenario(status=429, retry_after=1))
     communicator = await connect(user)
     await communicator.send_json_to(message())

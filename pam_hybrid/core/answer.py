@@ -51,6 +51,8 @@ class Answer:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """Model calls that failed before the answer began, each with its provider, model and reason."""
     fallback_from: str = ""
+    """The provider first chosen, when another one answered."""
+    fallback_from_model: str = ""
     fallback_reason: str = ""
     finish: Finish | None = None
     ttft_ms: float | None = None
@@ -69,6 +71,13 @@ class Answer:
             "call_id": call.call_id, "name": call.name, "arguments": call.arguments_json,
             "ok": result.ok, "result": result.content, "duration_ms": result.duration_ms,
         })
+
+    @property
+    def fallback(self) -> dict[str, str] | None:
+        if not self.fallback_from:
+            return None
+        return {"from_provider": self.fallback_from, "from_model": self.fallback_from_model,
+                "reason": self.fallback_reason}
 
     @property
     def text(self) -> str:

@@ -3,10 +3,17 @@ charged) twice. Shared by every process through Redis when REDIS_URL is set (SET
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
 from collections import OrderedDict
 
+from django.conf import settings
+from redis.exceptions import RedisError
+
 from pam_hybrid.redis_client import redis_client
+
+logger = logging.getLogger(__name__)
 
 CLAIM_TTL_S = 24 * 3600
 _MEMORY_LIMIT = 50_000
@@ -14,7 +21,7 @@ _memory: OrderedDict[str, uuid.UUID] = OrderedDict()
 
 
 def _key(user_id: object, client_msg_id: str) -> str:
-    return f"pam:claim:{user_id}:{client_msg_id}"
+    return f"{getattr(settings, 'PAM_REDIS_PREFIX', 'pam:')}claim:{user_id}:{client_msg_id}"
 
 
 async def claim(user_id: object, client_msg_id: str, message_id: uuid.UUID) -> uuid.UUID | None:
@@ -29,7 +36,11 @@ async def claim(user_id: object, client_msg_id: str, message_id: uuid.UUID) -> u
         if len(_memory) > _MEMORY_LIMIT:
             _memory.popitem(last=False)
         return None
-    held_raw = await client.set(key, str(message_id), nx=True, ex=CLAIM_TTL_S, get=True)
+    try:
+        held_raw = await client.set(key, str(message_id), nx=True, ex=CLAIM_TTL_S, get=True)
+    except RedisError:
+        logger.warning("claims: Redis unreachable, message %s runs without its duplicate check", message_id)
+        return None
     if held_raw is None:
         return None
     return uuid.UUID(held_raw.decode() if isinstance(held_raw, bytes) else str(held_raw))
@@ -43,4 +54,5 @@ async def reclaim(user_id: object, client_msg_id: str, message_id: uuid.UUID) ->
     if client is None:
         _memory[key] = message_id
     else:
-        await client.set(key, str(message_id), ex=CLAIM_TTL_S)
+        with contextlib.suppress(RedisError):
+            await client.set(key, str(message_id), ex=CLAIM_TTL_S)

@@ -24,11 +24,13 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from pam_hybrid import services
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.core.answer import Answer
+from pam_hybrid.core.attempts import ResilientRound
+from pam_hybrid.core.breakers import provider_breaker
 from pam_hybrid.core.chunks import ChatTurn, StreamChunk
 from pam_hybrid.core.classifier import classify
 from pam_hybrid.core.context import fit_to_budget
 from pam_hybrid.core.model_round import ModelRound
-from pam_hybrid.core.routes import Target, resolve_route
+from pam_hybrid.core.routes import Target, fallback_target, resolve_route
 from pam_hybrid.exceptions import PamError, ProviderError, StreamInterrupted
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.registry import warm_providers
@@ -79,6 +81,10 @@ def answer_metadata(answer: Answer) -> dict[str, Any]:
         "finish_reason": answer.finish_reason,
         "status": answer.status,
     }
+    if answer.fallback is not None:
+        metadata["fallback"] = answer.fallback
+    if answer.attempts:
+        metadata["failed_attempts"] = len(answer.attempts)
     if answer.finish_reason in LENGTH_REASONS:
         metadata["note"] = LENGTH_NOTE
     return metadata
@@ -175,25 +181,39 @@ class AnswerStream:
         """Model calls until one answers without asking for tools (or the round limit forbids more)."""
         tools = _tool_specs() if self.settings.tools_enabled else ()
         context = ToolContext(user=self.request.user, conversation_id=answer.conversation_id)
+        breaker = provider_breaker()
         for round_number in range(self.settings.max_tool_rounds + 1):
-            model_request = ModelRequest(
-                model=target.model, turns=turns, max_output_tokens=self.settings.max_output_tokens,
-                tools=tools, tools_allowed=round_number < self.settings.max_tool_rounds,
-            )
-            model_round = ModelRound(target.provider, model_request, context,
-                                     on_accepted=lambda: self._start_user_message_save(answer))
+            tools_allowed = round_number < self.settings.max_tool_rounds
+
+            def make_round(chosen: Target, turns: tuple[ChatTurn, ...] = turns,
+                           tools_allowed: bool = tools_allowed) -> ModelRound:
+                model_request = ModelRequest(
+                    model=chosen.model, turns=turns, max_output_tokens=self.settings.max_output_tokens,
+                    tools=tools, tools_allowed=tools_allowed,
+                )
+                return ModelRound(chosen.provider, model_request, context,
+                                  on_accepted=lambda: self._start_user_message_save(answer))
+
+            # Another provider may take over only while nothing at all has been streamed.
+            fallback = fallback_target(target, self.settings) if round_number == 0 else None
+            resilient = ResilientRound([target] if fallback is None else [target, fallback], make_round, breaker,
+                                       self.settings)
             try:
-                async for chunk in model_round.stream(self.settings, answer, self.started):
+                async for chunk in resilient.stream(answer, self.started):
                     yield chunk
+                model_round = resilient.model_round
+                assert model_round is not None
                 if model_round.wants_tools:
                     async for chunk in model_round.tool_results(answer):
                         yield chunk
             finally:
-                model_round.cancel_tools()
-                answer.calls.append(model_round.record())
-                answer.finish = model_round.finish
+                if resilient.model_round is not None:
+                    resilient.model_round.cancel_tools()
+                    answer.calls.append(resilient.model_round.record())
+                    answer.finish = resilient.model_round.finish
             if not model_round.wants_tools:
                 break
+            target = resilient.answered_by
             turns = (*turns, *model_round.next_turns())
         if answer.finish is None:
             raise StreamInterrupted("stream ended without a stop reason")

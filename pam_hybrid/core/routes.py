@@ -24,3 +24,11 @@ def resolve_route(route: Route, settings: PamSettings) -> Target:
     if not provider.is_configured(settings):
         return Target(route=route, provider=get_provider("offline"), model=OFFLINE_MODEL)
     return Target(route=route, provider=provider, model=model)
+
+
+def fallback_target(target: Target, settings: PamSettings) -> Target | None:
+    """The other route's provider, if it is a different, configured one (never the offline model)."""
+    other = resolve_route("complex" if target.route == "simple" else "simple", settings)
+    if other.provider.name in (target.provider.name, "offline"):
+        return None
+    return Target(route=target.route, provider=other.provider, model=other.model)

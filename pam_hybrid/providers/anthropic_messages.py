@@ -172,8 +172,9 @@ class AnthropicProvider:
             async with stream:
                 async for event in self._events(stream):
                     yield event
-        except (anthropic.APIError, httpx2.TransportError) as exc:
-            # Mid-stream, the SDK lets the HTTP client's own read errors and timeouts through unwrapped.
+        except (anthropic.APIError, httpx2.TransportError, ValueError) as exc:
+            # Mid-stream, the SDK lets the HTTP client's own read errors and timeouts through unwrapped, and a
+            # malformed event's JSON error as a bare JSONDecodeError (a ValueError).
             raise translate(self.name, exc, timeout_types=(anthropic.APITimeoutError, httpx2.TimeoutException),
                             connection_types=(anthropic.APIConnectionError, httpx2.TransportError)) from exc
 

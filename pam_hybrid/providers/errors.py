@@ -29,15 +29,28 @@ def _error_type(body: Any) -> str:
     return ""
 
 
-def error_for_status(provider: str, status: int | None, body: Any) -> ProviderError:
+def retry_after_s(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (seconds form; an HTTP date is rare from these APIs and ignored)."""
+    raw = headers.get("retry-after") if headers is not None else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def error_for_status(provider: str, status: int | None, body: Any, retry_after: float | None = None) -> ProviderError:
     """The ProviderError for an HTTP status (None or 200 meaning an in-band stream error) and error body."""
     kind = _error_type(body)
     detail = f"{provider}: HTTP {status} {kind}".strip()
+    error: ProviderError
     if status == 429 or kind in _RATE_LIMIT_TYPES:
-        return ProviderRateLimited(detail)
-    if status in _REJECTED_STATUSES:
-        return ProviderRejected(detail)
-    return ProviderUnavailable(detail)
+        error = ProviderRateLimited(detail)
+    elif status in _REJECTED_STATUSES:
+        error = ProviderRejected(detail)
+    else:
+        error = ProviderUnavailable(detail)
+    error.retry_after_s = retry_after
+    return error
 
 
 def translate(provider: str, exc: Exception, *, timeout_types: tuple[type[Exception], ...],
@@ -47,5 +60,9 @@ def translate(provider: str, exc: Exception, *, timeout_types: tuple[type[Except
         return ProviderTimedOut(f"{provider}: request timed out")
     if isinstance(exc, connection_types):
         return ProviderUnavailable(f"{provider}: connection failed")
+    if isinstance(exc, ValueError):
+        return ProviderUnavailable(f"{provider}: malformed stream ({type(exc).__name__})")
     status = getattr(exc, "status_code", None)
-    return error_for_status(provider, status, getattr(exc, "body", None))
+    response = getattr(exc, "response", None)
+    retry_after = retry_after_s(response.headers) if status and response is not None else None
+    return error_for_status(provider, status, getattr(exc, "body", None), retry_after)

@@ -168,7 +168,8 @@ class OpenAIProvider:
                     for choice in chunk.choices:
                         for event in self._choice_events(choice, assembler):
                             yield event
-        except openai.APIError as exc:
+        except (openai.APIError, ValueError) as exc:
+            # A malformed event's JSON error escapes the SDK's iterator as a bare JSONDecodeError (a ValueError).
             raise translate(self.name, exc, timeout_types=(openai.APITimeoutError,),
                             connection_types=(openai.APIConnectionError,)) from exc
 
