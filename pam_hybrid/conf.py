@@ -33,6 +33,7 @@ class PamSettings:
     max_tool_rounds: int
     resume_grace_ms: int
     checkpoint_interval_ms: int
+    shutdown_grace_ms: int
     retries: int
     retry_backoff_ms: int
     retry_deadline_ms: int
@@ -68,6 +69,7 @@ def pam_settings() -> PamSettings:
         max_tool_rounds=getattr(s, "PAM_MAX_TOOL_ROUNDS", 3),
         resume_grace_ms=getattr(s, "PAM_RESUME_GRACE_MS", 10000),
         checkpoint_interval_ms=getattr(s, "PAM_CHECKPOINT_INTERVAL_MS", 5000),
+        shutdown_grace_ms=getattr(s, "PAM_SHUTDOWN_GRACE_MS", 20000),
         retries=getattr(s, "PAM_RETRIES", 2),
         retry_backoff_ms=getattr(s, "PAM_RETRY_BACKOFF_MS", 250),
         retry_deadline_ms=getattr(s, "PAM_RETRY_DEADLINE_MS", 8000),

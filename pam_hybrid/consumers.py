@@ -16,12 +16,14 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from pam_hybrid import selectors
 from pam_hybrid.conf import pam_settings
-from pam_hybrid.core import claims, live, maintenance
+from pam_hybrid.core import claims, live, maintenance, relay, shutdown
 from pam_hybrid.core.chunks import StreamChunk
 from pam_hybrid.core.gateway import ChatRequest, prepare_providers
-from pam_hybrid.core.replay import frames_after
+from pam_hybrid.core.replay import chunk_from_frame, frames_after
 from pam_hybrid.exceptions import BadInput
 from pam_hybrid.frames import ControlFrame, MessageFrame, ResumeFrame, parse_frame
+from pam_hybrid.models import Message
+from pam_hybrid.services import INTERRUPTED_ERROR
 
 CLOSE_UNAUTHENTICATED = 4401
 
@@ -45,7 +47,7 @@ class _LegacyFollower:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    following: live.LiveAnswer | None = None
+    following: live.LiveAnswer | relay.RemoteAnswer | None = None
     follower: Any = None
     warm_up: asyncio.Task[None] | None = None
 
@@ -57,6 +59,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         maintenance.ensure_running()
+        shutdown.track(self)
+        await relay.ensure_listening()
         # While the user types, build the SDK clients so the first answer does not pay for them.
         self.warm_up = asyncio.create_task(prepare_providers())
 
@@ -91,6 +95,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._message(frame)
 
     async def _message(self, frame: MessageFrame) -> None:
+        refusal = shutdown.admit(self)
+        if refusal is not None:
+            await self.send_chunk(refusal)
+            return
         user = self.scope["user"]
         follower = self if frame.stream else _LegacyFollower(self)
         request = ChatRequest(
@@ -109,13 +117,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._follow(answer, -1, follower)
 
     async def _resume(self, message_id: uuid.UUID, last_seq: int, follower: Any, *, quiet: bool = False) -> bool:
-        """Follow the user's answer from after `last_seq`: live if it is streaming here, else from what was saved."""
+        """Follow the user's answer from after `last_seq`: live if it streams in this process or another one,
+        else from what was saved. False (with a `not_found` error unless quiet) if the user has no such answer."""
         user = self.scope["user"]
         answer = live.live_answer(message_id, user.pk)
         if answer is not None:
             await self._follow(answer, last_seq, follower)
             return True
-        saved = await database_sync_to_async(selectors.answer_get_for_user)(user=user, message_id=message_id)
+        owner = await relay.owner_of(message_id)
+        if owner is not None:
+            self._unfollow()
+            remote = relay.RemoteAnswer(owner, message_id, user.pk, self.channel_name, last_seq)
+            self.following, self.follower = remote, follower
+            await remote.start()
+            return True
+        return await self._replay_saved(message_id, last_seq, follower, quiet=quiet)
+
+    async def _replay_saved(self, message_id: uuid.UUID, last_seq: int, follower: Any, *, quiet: bool) -> bool:
+        saved = await database_sync_to_async(selectors.answer_get_for_user)(
+            user=self.scope["user"], message_id=message_id
+        )
         if saved is None:
             if not quiet:
                 await self.send_chunk(StreamChunk("error", "That answer was not found.", {"code": "not_found"}))
@@ -123,7 +144,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._unfollow()
         for chunk in frames_after(saved.stream_log, saved.content, last_seq):
             await follower.deliver(chunk, live.frame_text(chunk))
+        if saved.status == Message.Status.STREAMING:
+            # Saved as streaming, yet no process runs it: its process died (the sweep will mark it so).
+            interrupted = StreamChunk("error", INTERRUPTED_ERROR, {
+                "code": "interrupted", "message_id": str(message_id), "status": "partial" if saved.content else "error",
+            })
+            await follower.deliver(interrupted, live.frame_text(interrupted))
         return True
+
+    async def answer_frames(self, event: dict[str, Any]) -> None:
+        """Frames of an answer followed in another process (see pam_hybrid.core.relay)."""
+        remote = self.following
+        if not isinstance(remote, relay.RemoteAnswer) or str(remote.message_id) != event["message_id"]:
+            return
+        for text in event["frames"]:
+            if self.follower is self:
+                await self.send(text_data=text)
+            else:
+                await self.follower.deliver(chunk_from_frame(json.loads(text)), text)
+        remote.seen(event["last_seq"], event["final"])
+
+    async def answer_gone(self, event: dict[str, Any]) -> None:
+        """The answer followed in another process ended before we asked: what was saved has the rest."""
+        remote = self.following
+        if isinstance(remote, relay.RemoteAnswer) and str(remote.message_id) == event["message_id"]:
+            self.following = None
+            await self._replay_saved(remote.message_id, remote.last_seq, self.follower, quiet=False)
 
     async def _follow(self, answer: live.LiveAnswer, last_seq: int, follower: Any) -> None:
         self._unfollow()

@@ -23,7 +23,7 @@ def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.U
 
 
 def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
-    return Message.objects.filter(conversation=conversation).order_by("created_at")
+    return Message.objects.filter(conversation=conversation).select_related("usage").order_by("created_at")
 
 
 def answer_get_for_user(*, user: AbstractBaseUser, message_id: uuid.UUID) -> Message | None:

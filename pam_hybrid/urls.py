@@ -9,6 +9,7 @@ from pam_hybrid import views
 
 urlpatterns = [
     path("", views.chat, name="chat"),
+    path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", views.PamLoginView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),

@@ -5,6 +5,7 @@ Views stay thin: reads go through `pam_hybrid.selectors`, always scoped to `requ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -22,7 +23,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from pam_hybrid.conf import pam_settings
-from pam_hybrid.models import Conversation, Message
+from pam_hybrid.core import live, shutdown
+from pam_hybrid.models import Conversation, Message, UsageRecord
 from pam_hybrid.selectors import (
     conversation_get_for_user,
     conversation_list_for_user,
@@ -52,6 +54,19 @@ def _signed_in_user(request: HttpRequest) -> AbstractBaseUser:
     user = request.user
     assert isinstance(user, AbstractBaseUser)
     return user
+
+
+@require_GET
+@never_cache
+async def healthz(request: HttpRequest) -> HttpResponse:
+    """For a load balancer: 503 while this process drains for a restart. Async, so it runs on the server's loop,
+    whose answers it counts (`answer_tasks` counts the tasks themselves, to spot leaks)."""
+    answer_tasks = sum(1 for task in asyncio.all_tasks() if task.get_name().startswith("answer-"))
+    status = "draining" if shutdown.draining() else "ok"
+    return JsonResponse(
+        {"status": status, "answers_in_flight": sum(1 for _ in live.live_answers()), "answer_tasks": answer_tasks},
+        status=503 if status == "draining" else 200,
+    )
 
 
 @login_required
@@ -95,16 +110,29 @@ def _conversation_summary(conversation: Conversation) -> dict[str, Any]:
     return {"id": conversation.id, "title": conversation.title, "updated_at": conversation.updated_at}
 
 
+def _fallback(message: Message) -> dict[str, str] | None:
+    try:
+        usage = message.usage
+    except UsageRecord.DoesNotExist:
+        return None
+    if not usage.fallback_from:
+        return None
+    return {"from_provider": usage.fallback_from, "reason": usage.fallback_reason}
+
+
 def _message_data(message: Message) -> dict[str, Any]:
     return {
         "id": message.id,
         "role": message.role,
         "content": message.content,
         "status": message.status,
+        "finish_reason": message.finish_reason,
         "error": message.error,
         "model": message.model,
         "provider": message.provider,
         "route": message.route,
+        "client_msg_id": message.client_msg_id,
+        "fallback": _fallback(message),
         "created_at": message.created_at,
     }
 

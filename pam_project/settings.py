@@ -161,6 +161,10 @@ PAM_MAX_TOOL_ROUNDS: int = env.int("PAM_MAX_TOOL_ROUNDS", default=3)
 PAM_RESUME_GRACE_MS: int = env.int("PAM_RESUME_GRACE_MS", default=10000)
 # How often the text of answers in flight is saved (and their rows marked alive for the stale-answer sweep).
 PAM_CHECKPOINT_INTERVAL_MS: int = env.int("PAM_CHECKPOINT_INTERVAL_MS", default=5000)
+# On SIGTERM, how long answers in flight may go on before they are stopped and saved as partial (finish reason
+# "shutdown"); new messages are refused meanwhile. Keep it under the orchestrator's kill timeout, minus a few
+# seconds for the saves (e.g. Kubernetes' terminationGracePeriodSeconds, 30 s by default).
+PAM_SHUTDOWN_GRACE_MS: int = env.int("PAM_SHUTDOWN_GRACE_MS", default=20000)
 # Before the first token: retries of a failing provider (jittered backoff, Retry-After honoured) within a deadline,
 # then the other route's provider.
 PAM_RETRIES: int = env.int("PAM_RETRIES", default=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -96,9 +97,10 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float
     raise RuntimeError("daphne did not start listening")
 
 
-@pytest.fixture(scope="session")
-def daphne_server(django_db_setup: Any, _upstream_server: FakeUpstream, tmp_path_factory: Any) -> Iterator[str]:
-    """A real daphne process serving the project on the test database, its providers on the fake upstream."""
+@contextlib.contextmanager
+def run_daphne(upstream: FakeUpstream, log_dir: Path, **extra_env: str) -> Iterator[str]:
+    """A real daphne process serving the project on the test database, its providers on the fake upstream;
+    yields its base URL. `extra_env` overrides settings (e.g. PAM_RESUME_GRACE_MS)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -106,13 +108,15 @@ def daphne_server(django_db_setup: Any, _upstream_server: FakeUpstream, tmp_path
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": _database_url(),
         "OPENAI_API_KEY": TEST_API_KEY,
-        "OPENAI_BASE_URL": _upstream_server.openai_base_url,
+        "OPENAI_BASE_URL": upstream.openai_base_url,
         "ANTHROPIC_API_KEY": TEST_API_KEY,
-        "ANTHROPIC_BASE_URL": _upstream_server.anthropic_base_url,
+        "ANTHROPIC_BASE_URL": upstream.anthropic_base_url,
         "PYTHONUNBUFFERED": "1",
         "PAM_REDIS_PREFIX": f"pam-test:{uuid.uuid4().hex}:",
+        "PAM_SHUTDOWN_GRACE_MS": "2000",
+        **extra_env,
     }
-    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    log_path = log_dir / f"daphne-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "pam_project.asgi:application"],
@@ -128,6 +132,13 @@ def daphne_server(django_db_setup: Any, _upstream_server: FakeUpstream, tmp_path
         except subprocess.TimeoutExpired:
             process.kill()
         sys.stderr.write(log_path.read_text(errors="replace")[-4000:] if process.returncode not in (0, -15) else "")
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup: Any, _upstream_server: FakeUpstream, tmp_path_factory: Any) -> Iterator[str]:
+    """The session's real daphne server (see run_daphne)."""
+    with run_daphne(_upstream_server, tmp_path_factory.mktemp("daphne")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from pam_hybrid.models import Conversation, Message
+from pam_hybrid.models import Conversation, Message, UsageRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -206,25 +206,35 @@ def test_conversation_messages_in_order_with_fields(client: Client, user: Any) -
         role="assistant",
         content="Hi!",
         route="simple",
-        provider="openai",
-        model="gpt-4o-mini",
+        provider="anthropic",
+        model="claude-sonnet-5-5",
         status="complete",
+        finish_reason="end_turn",
+        client_msg_id="c-7",
     )
+    UsageRecord.objects.create(message=answer, user=user, route="simple", provider="anthropic",
+                               model="claude-sonnet-5-5", outcome="complete", fallback_from="openai",
+                               fallback_reason="openai unavailable")
     client.force_login(user)
     response = client.get(f"/api/conversations/{conversation.id}/messages/")
     assert response.status_code == 200
     body = response.json()
     assert body["conversation"] == {"id": str(conversation.id), "title": "Greetings"}
     assert [m["id"] for m in body["messages"]] == [str(question.id), str(answer.id)]
-    last = body["messages"][1]
-    assert {k: last[k] for k in ("role", "content", "status", "model", "provider", "route")} == {
+    first, last = body["messages"]
+    assert {k: last[k] for k in ("role", "content", "status", "model", "provider", "route", "finish_reason",
+                                 "client_msg_id", "fallback")} == {
         "role": "assistant",
         "content": "Hi!",
         "status": "complete",
-        "model": "gpt-4o-mini",
-        "provider": "openai",
+        "model": "claude-sonnet-5-5",
+        "provider": "anthropic",
         "route": "simple",
+        "finish_reason": "end_turn",
+        "client_msg_id": "c-7",
+        "fallback": {"from_provider": "openai", "reason": "openai unavailable"},
     }
+    assert first["fallback"] is None
     assert last["created_at"].endswith("Z")
 
 

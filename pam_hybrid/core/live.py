@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from pam_hybrid.core import owners
 from pam_hybrid.core.chunks import StreamChunk
 from pam_hybrid.core.gateway import AnswerStream, ChatRequest
 
@@ -45,7 +46,7 @@ class LiveAnswer:
 
     def __init__(self, request: ChatRequest, *, resume_grace_s: float) -> None:
         self.stream = AnswerStream(request)
-        self.user_id = request.user.pk
+        self.user_id = str(request.user.pk)
         self.resume_grace_s = resume_grace_s
         self.frames: list[tuple[StreamChunk, str]] = []
         self._seats: list[_Seat] = []
@@ -63,6 +64,8 @@ class LiveAnswer:
         return self.task.done()
 
     async def _run(self) -> None:
+        channel = owners.local_channel()
+        announced = asyncio.ensure_future(owners.announce(self.message_id, channel)) if channel else None
         try:
             async with contextlib.aclosing(self.stream.chunks()) as chunks:
                 async for chunk in chunks:
@@ -74,6 +77,10 @@ class LiveAnswer:
             await self._publish(self.stream.final or StreamChunk(
                 "error", "Stopped before the answer began.", {"code": "cancelled"}
             ))
+        finally:
+            if announced is not None:
+                await asyncio.shield(announced)
+                await asyncio.shield(owners.retract(self.message_id))
 
     def _forget(self) -> None:
         if self._grace is not None:
@@ -150,7 +157,7 @@ def start_answer(request: ChatRequest, *, resume_grace_s: float) -> LiveAnswer:
 def live_answer(message_id: uuid.UUID, user_id: object) -> LiveAnswer | None:
     """The user's answer streaming in this process, if any."""
     live = _registry().get(message_id)
-    return live if live is not None and live.user_id == user_id else None
+    return live if live is not None and live.user_id == str(user_id) else None
 
 
 def live_answers() -> Iterator[LiveAnswer]:

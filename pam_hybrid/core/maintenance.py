@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 
 from pam_hybrid import services
 from pam_hybrid.conf import pam_settings
-from pam_hybrid.core import live
+from pam_hybrid.core import live, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ _tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
 def ensure_running() -> None:
     loop = asyncio.get_running_loop()
+    shutdown.install()
     task = _tasks.get(loop)
     if task is None or task.done():
         _tasks[loop] = loop.create_task(_run(), name="pam-maintenance")

@@ -8,7 +8,7 @@ from typing import Any
 from pam_hybrid.core.chunks import StreamChunk
 
 
-def _chunk(frame: dict[str, Any]) -> StreamChunk:
+def chunk_from_frame(frame: dict[str, Any]) -> StreamChunk:
     return StreamChunk(frame["chunk_type"], frame.get("content", ""), dict(frame.get("metadata", {})),
                        frame.get("timestamp", ""))
 
@@ -30,5 +30,5 @@ def frames_after(stream_log: list[Any], text: str, after_seq: int) -> list[Strea
             chunks.append(StreamChunk("token", text[offset:pending_end], {"seq": seq}))
             offset = pending_end
         else:
-            chunks.append(_chunk(entry))
+            chunks.append(chunk_from_frame(entry))
     return chunks

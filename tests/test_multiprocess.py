@@ -1,0 +1,129 @@
+"""Several server processes behind one address: a client that reconnects to another process resumes its answer,
+a re-sent message joins the answer running elsewhere, a stop reaches the process that runs it, and the circuit
+breaker is shared. Needs Redis (REDIS_URL): with one process there is nothing to share."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from websockets.asyncio.client import ClientConnection, connect
+
+from pam_hybrid.models import Message, UsageRecord
+from tests.conftest import run_daphne
+from tests.fake_upstream import FakeUpstream, Scenario
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="several processes share state through Redis"),
+]
+
+WORDS = "one two three four five six seven eight nine ten eleven twelve"
+
+
+@pytest.fixture
+def two_servers(transactional_db: Any, fake_upstream: FakeUpstream, tmp_path: Any) -> Iterator[tuple[str, str]]:
+    shared = {"PAM_REDIS_PREFIX": f"pam-test:{uuid.uuid4().hex}:", "PAM_BREAKER_FAILURES": "1",
+              "PAM_RETRIES": "0", "PAM_RESUME_GRACE_MS": "5000"}
+    with (run_daphne(fake_upstream, tmp_path, **shared) as first,
+          run_daphne(fake_upstream, tmp_path, **shared) as second):
+        yield first, second
+
+
+@pytest.fixture
+def cookie(user: Any, client: Any) -> str:
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def socket_to(server: str, cookie: str) -> Any:
+    return connect(server.replace("http://", "ws://") + "/ws/chat/", origin=server,
+                   additional_headers={"Cookie": cookie})
+
+
+async def send(ws: ClientConnection, **frame: Any) -> None:
+    await ws.send(json.dumps(frame))
+
+
+async def ask(ws: ClientConnection, client_msg_id: str, content: str = "hello") -> None:
+    await send(ws, type="message", content=content, conversation_id=None, stream=True, route="simple",
+               client_msg_id=client_msg_id)
+
+
+async def frames_until_done(ws: ClientConnection) -> list[dict[str, Any]]:
+    frames = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        frames.append(frame)
+        if frame.get("chunk_type") in ("end", "error"):
+            return frames
+
+
+def text_of(frames: list[dict[str, Any]]) -> str:
+    return "".join(f["content"] for f in frames if f["chunk_type"] == "token")
+
+
+async def test_reconnecting_to_another_process_resumes_the_answer(
+    two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    first, second = two_servers
+    fake_upstream.enqueue(Scenario(text=WORDS, token_delay_ms=80))
+    async with socket_to(first, cookie) as ws:
+        await ask(ws, "mp-1")
+        seen = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(4)]
+    async with socket_to(second, cookie) as ws:
+        await send(ws, type="resume", message_id=seen[0]["metadata"]["message_id"],
+                   last_seq=seen[-1]["metadata"]["seq"])
+        rest = await frames_until_done(ws)
+    everything = seen + rest
+    assert all("seq" in f["metadata"] for f in everything), everything
+    assert [f["metadata"]["seq"] for f in everything] == list(range(len(everything)))
+    assert text_of(everything) == WORDS and rest[-1]["metadata"]["status"] == "complete"
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_resent_message_on_another_process_joins_and_its_stop_reaches_the_owner(
+    two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    first, second = two_servers
+    fake_upstream.enqueue(Scenario(text=WORDS * 4, token_delay_ms=80))
+    async with socket_to(first, cookie) as ws:
+        await ask(ws, "mp-2")
+        start = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    async with socket_to(second, cookie) as ws:
+        await ask(ws, "mp-2")  # the client never saw the answer start: it sends again
+        joined = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(3)]
+        await send(ws, type="cancel")
+        rest = await frames_until_done(ws)
+    assert joined[0] == start
+    assert rest[-1]["chunk_type"] == "end" and rest[-1]["metadata"]["finish_reason"] == "cancelled"
+    assert await fake_upstream.wait_until(lambda: fake_upstream.active_streams == 0, within=3)
+    assert len(fake_upstream.requests) == 1
+    message_id = start["metadata"]["message_id"]
+    answer = await sync_to_async(Message.objects.get)(id=message_id)
+    assert answer.status == "partial" and answer.finish_reason == "cancelled"
+    assert await sync_to_async(Message.objects.filter(role="user").count)() == 1
+    assert await sync_to_async(UsageRecord.objects.count)() == 1
+
+
+async def test_a_breaker_opened_by_one_process_is_open_for_the_other(
+    two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    first, second = two_servers
+    fake_upstream.enqueue(Scenario(provider="openai", status=503), Scenario(provider="anthropic", text=WORDS),
+                          Scenario(provider="anthropic", text=WORDS))
+    async with socket_to(first, cookie) as ws:
+        await ask(ws, "mp-3")
+        assert (await frames_until_done(ws))[-1]["metadata"]["provider"] == "anthropic"
+    async with socket_to(second, cookie) as ws:
+        await ask(ws, "mp-4")
+        end = (await frames_until_done(ws))[-1]
+    assert end["metadata"]["provider"] == "anthropic"
+    assert end["metadata"]["fallback"]["reason"] == "openai paused after repeated failures"
+    assert [r.provider for r in fake_upstream.requests] == ["openai", "anthropic", "anthropic"]
