@@ -1,9 +1,11 @@
 """The chat page in headless Chromium against a real daphne server and the fake upstream.
 
 Covers the whole path a person takes: sign in, send, watch the answer stream in, reload, reopen the
-conversation from the sidebar; and that model output is only ever shown as text. The last tests put a
-scripted socket in place of the server's (Playwright's WebSocket routing) to drive frames and closes that
-the real server cannot be made to send on demand: tool chunks, unknown cost, drops, auth closes.
+conversation from the sidebar; and that model output is only ever shown as text. Then the answer in flight
+surviving a reload and a cut socket (resumed by sequence number, every piece shown once) and a failed answer's
+Retry, against the real server. The other tests put a scripted socket in place of the server's (Playwright's
+WebSocket routing) to drive frames and closes that the real server cannot be made to send on demand: tool chunks,
+unknown cost, drops, auth closes, overlapping resumed frames, messages queued or sent again, fallbacks.
 """
 
 from __future__ import annotations
@@ -75,10 +77,13 @@ def page(chromium: Browser) -> Iterator[Page]:
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
     try:
         yield page
     finally:
         context.close()
+    assert script_errors == [], "uncaught errors in the page's script"
 
 
 @pytest.fixture
@@ -145,7 +150,7 @@ def test_answer_streams_in_and_history_reopens(
     assert len(partial_lengths) >= 2, partial_lengths
     meta = answer.locator('[data-testid="message-meta"]')
     assert meta.get_attribute("data-model") == model
-    assert model in (meta.text_content() or "")
+    assert model is not None and model in (meta.text_content() or "")
     assert "first token" in (meta.text_content() or "")
 
     conversation = Conversation.objects.get(owner=alice)
@@ -409,17 +414,21 @@ def test_reconnects_after_an_unexpected_close(page: Page, live_server_url: str, 
     assert "Connected" in (status.text_content() or "")
 
 
-def test_gives_up_after_three_attempts(page: Page, live_server_url: str, alice: Any) -> None:
+def test_gives_up_after_five_attempts_spanning_the_resume_grace(
+    page: Page, live_server_url: str, alice: Any
+) -> None:
     def refuse_after_first(socket: ScriptedSocket, route: WebSocketRoute) -> None:
         if len(socket.routes) > 1:
             route.close(code=1011, reason="down")
 
     socket = scripted(page, live_server_url, ScriptedSocket(refuse_after_first))
     socket.routes[0].close(code=1011, reason="down")
-    page.wait_for_selector('[data-testid="connection-status"][data-status="disconnected"]')
+    dropped_at = time.monotonic()
+    page.wait_for_selector('[data-testid="connection-status"][data-status="disconnected"]', timeout=20000)
+    assert time.monotonic() - dropped_at > 10  # the server keeps an orphaned answer 10 s: the page tries as long
     assert "Disconnected — reload" in (page.locator('[data-testid="connection-status"]').text_content() or "")
     page.wait_for_timeout(2500)
-    assert len(socket.routes) == 4
+    assert len(socket.routes) == 6
 
 
 def test_page_works_under_a_strict_content_security_policy(page: Page, live_server_url: str, alice: Any) -> None:
@@ -456,3 +465,412 @@ def test_auth_close_sends_the_user_to_login(page: Page, live_server_url: str, al
     socket.routes[0].close(code=4401, reason="unauthenticated")
     page.wait_for_url(f"{live_server_url}/accounts/login/?next=%2F")
     assert len(socket.routes) == 1
+
+
+# --- answers that survive drops and reloads: resume by sequence number, re-sent messages, retry, fallback ---
+
+LONG_ANSWER = " ".join(f"word{i}" for i in range(36)) + "."
+SLOW_TOKEN_MS = 45  # the answer above then takes about 1.7 s
+
+# Records, on every change of the message list, how many answers it shows and the last one's text: a resumed answer
+# must never show twice, nor show text that is not a prefix of the final answer.
+SNAPSHOT_OBSERVER = """
+  window.__snapshots = [];
+  const list = document.querySelector('[data-testid="message-list"]');
+  new MutationObserver(() => {
+    const answers = list.querySelectorAll('[data-role="assistant"]');
+    const last = answers[answers.length - 1];
+    const text = last ? last.querySelector('[data-testid="message-content"]').textContent : "";
+    window.__snapshots.push([answers.length, text]);
+  }).observe(list, { subtree: true, childList: true, characterData: true });
+"""
+RECORD_SNAPSHOTS = f"() => {{{SNAPSHOT_OBSERVER}}}"
+RECORD_SNAPSHOTS_FROM_LOAD = f'document.addEventListener("DOMContentLoaded", () => {{{SNAPSHOT_OBSERVER}}});'
+
+
+def wait_answer_text(page: Page) -> None:
+    """Until the streaming answer shows some text."""
+    page.wait_for_function(
+        """() => {
+             const answer = document.querySelector('[data-role="assistant"][data-status="streaming"]');
+             return answer !== null && answer.querySelector('[data-testid="message-content"]').textContent.length > 0;
+           }"""
+    )
+
+
+def assert_never_shown_twice(page: Page, expected: str) -> None:
+    snapshots = page.evaluate("window.__snapshots")
+    assert snapshots, "nothing was recorded"
+    for count, text in snapshots:
+        assert count <= 1 and expected.startswith(text), (count, text)
+
+
+def test_reload_mid_answer_resumes_it_exactly_once(
+    page: Page, live_server_url: str, fake_upstream: FakeUpstream, alice: Any
+) -> None:
+    fake_upstream.enqueue(Scenario(text=LONG_ANSWER, token_delay_ms=SLOW_TOKEN_MS))
+    sign_in(page, live_server_url)
+    send(page, "tell me something long")
+    wait_answer_text(page)
+
+    page.add_init_script(RECORD_SNAPSHOTS_FROM_LOAD)
+    page.reload()
+    page.wait_for_selector('[data-testid="message-list"][data-state="streaming"]', timeout=5_000)
+    assert page.locator('[data-testid="stop-button"]').is_visible()
+    wait_answer_done(page)
+
+    assert message_texts(page) == [("user", "tell me something long"), ("assistant", LONG_ANSWER)]
+    assert page.locator(LAST_ASSISTANT).get_attribute("data-status") == "complete"
+    assert_never_shown_twice(page, LONG_ANSWER)
+    assert len(fake_upstream.requests) == 1
+    assert page.locator('[data-testid="conversation-title"]').text_content() == "tell me something long"
+    assert not page.locator('[data-testid="stop-button"]').is_visible()
+    assert page.evaluate("sessionStorage.getItem('pam.inflight')") is None
+
+
+def test_second_tab_follows_the_answer_streaming_in_the_first(
+    page: Page, live_server_url: str, fake_upstream: FakeUpstream, alice: Any
+) -> None:
+    fake_upstream.enqueue(Scenario(text=LONG_ANSWER, token_delay_ms=SLOW_TOKEN_MS))
+    sign_in(page, live_server_url)
+    send(page, "tell me something long")
+    wait_answer_text(page)
+
+    other = page.context.new_page()
+    other.set_default_timeout(15_000)
+    other.goto(f"{live_server_url}/")
+    wait_connected(other)
+    other.click('[data-testid="conversation-item"]')
+    other.wait_for_selector('[data-testid="message-list"][data-state="streaming"]', timeout=5_000)
+    wait_answer_done(other)
+    wait_answer_done(page)
+
+    expected = [("user", "tell me something long"), ("assistant", LONG_ANSWER)]
+    assert message_texts(other) == expected and message_texts(page) == expected
+    assert other.locator(LAST_ASSISTANT).get_attribute("data-status") == "complete"
+    assert len(fake_upstream.requests) == 1
+
+
+class ProxiedSocket:
+    """Passes the page's chat socket through to the real server, records what the page sends, and can cut the
+    connection as a network failure would (Chromium's offline emulation leaves open WebSockets alone)."""
+
+    def __init__(self) -> None:
+        self.pages: list[WebSocketRoute] = []
+        self.servers: list[WebSocketRoute] = []
+        self.received: list[dict[str, Any]] = []
+
+    def handle(self, route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+        self.pages.append(route)
+        self.servers.append(server)
+
+        def forward(message: str | bytes) -> None:
+            self.received.append(json.loads(message))
+            server.send(message)
+
+        route.on_message(forward)
+
+    def cut(self) -> None:
+        self.servers[-1].close()
+        self.pages[-1].close(code=1011, reason="network lost")
+
+
+def test_dropped_socket_mid_answer_resumes_with_the_exact_text(
+    page: Page, live_server_url: str, fake_upstream: FakeUpstream, alice: Any
+) -> None:
+    proxy = ProxiedSocket()
+    page.route_web_socket("**/ws/chat/", proxy.handle)
+    fake_upstream.enqueue(Scenario(text=LONG_ANSWER, token_delay_ms=SLOW_TOKEN_MS))
+    sign_in(page, live_server_url)
+    page.evaluate(RECORD_SNAPSHOTS)
+    send(page, "tell me something long")
+    wait_answer_text(page)
+
+    proxy.cut()
+    page.wait_for_selector('[data-testid="connection-status"][data-status="reconnecting"]', timeout=5_000)
+    assert page.locator(LAST_ASSISTANT).get_attribute("data-status") == "streaming"
+    wait_until(page, lambda: len(proxy.pages) == 2, within_s=5)
+    wait_answer_done(page)
+
+    resume = proxy.received[-1]
+    assert resume["type"] == "resume" and resume["last_seq"] >= 1, resume
+    assert uuid.UUID(resume["message_id"])
+    assert message_texts(page) == [("user", "tell me something long"), ("assistant", LONG_ANSWER)]
+    assert page.locator(LAST_ASSISTANT).get_attribute("data-status") == "complete"
+    assert_never_shown_twice(page, LONG_ANSWER)
+    assert len(fake_upstream.requests) == 1
+
+
+def test_provider_error_offers_a_retry_that_answers(
+    page: Page, live_server_url: str, fake_upstream: FakeUpstream, alice: Any
+) -> None:
+    fake_upstream.enqueue(Scenario(text="partial words here", error_after_tokens=2))
+    sign_in(page, live_server_url)
+    send(page, "what went wrong?")
+    wait_answer_done(page)
+
+    failed = page.locator(LAST_ASSISTANT)
+    assert failed.get_attribute("data-status") == "error"
+    assert (failed.locator('[data-testid="message-note"]').text_content() or "").strip()
+    retry = failed.locator('[data-testid="retry-button"]')
+    assert retry.is_visible()
+    retry.click()
+    page.wait_for_selector('[data-testid="message"][data-role="assistant"] >> nth=1')
+    wait_answer_done(page)
+
+    model = fake_upstream.requests[-1].model
+    answer = page.locator(LAST_ASSISTANT)
+    assert answer.get_attribute("data-status") == "complete"
+    assert answer.locator('[data-testid="message-content"]').text_content() == f"Echo from {model}: what went wrong?"
+    assert [role for role, _ in message_texts(page)] == ["user", "assistant", "user", "assistant"]
+    assert page.locator('[data-testid="retry-button"]').count() == 0
+    assert len(fake_upstream.requests) == 2
+    assert Conversation.objects.filter(owner=alice).count() == 1
+
+
+def stream_frame(chunk_type: str, content: str = "", **metadata: Any) -> str:
+    return json.dumps({"type": "stream", "chunk_type": chunk_type, "content": content, "metadata": metadata,
+                       "timestamp": "2025-01-01T00:00:00Z"})
+
+
+def test_reconnect_resumes_after_the_last_frame_and_drops_repeats(page: Page, live_server_url: str, alice: Any) -> None:
+    socket = scripted(page, live_server_url)
+    send(page, "hello")
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    conversation_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+    socket.send("start", conversation_id=conversation_id, message_id=message_id, model="gpt-4o-mini", seq=0)
+    socket.send("token", "Some", seq=1)
+    page.wait_for_function("() => document.querySelector('[data-role=\"assistant\"]')?.textContent.includes('Some')")
+    socket.routes[0].close(code=1011, reason="server restarting")
+
+    wait_until(page, lambda: len(socket.routes) == 2)
+    wait_until(page, lambda: len(socket.received) > 1 and socket.received[-1]["type"] == "resume")
+    assert socket.received[-1] == {"type": "resume", "message_id": message_id, "last_seq": 1}
+    assert page.locator(LAST_ASSISTANT).get_attribute("data-status") == "streaming"
+    assert page.locator('[data-testid="stop-button"]').is_visible()
+    socket.send("token", "Some", seq=1)  # overlaps what was already shown
+    socket.send("token", " more", seq=2)
+    socket.send("token", " more", seq=2)
+    socket.send("end", **end_metadata(conversation_id, message_id=message_id), seq=3)
+    wait_answer_done(page)
+    assert message_texts(page) == [("user", "hello"), ("assistant", "Some more")]
+    assert page.locator(LAST_ASSISTANT).get_attribute("data-status") == "complete"
+    assert len(socket.messages()) == 1
+
+
+def test_stop_while_reconnecting_is_sent_after_the_resume(page: Page, live_server_url: str, alice: Any) -> None:
+    def refuse_second(socket: ScriptedSocket, route: WebSocketRoute) -> None:
+        if len(socket.routes) == 2:
+            route.close(code=1011, reason="still down")
+
+    socket = scripted(page, live_server_url, ScriptedSocket(refuse_second))
+    send(page, "hello")
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    conversation_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+    socket.send("start", conversation_id=conversation_id, message_id=message_id, model="gpt-4o-mini", seq=0)
+    socket.send("token", "Half", seq=1)
+    socket.routes[0].close(code=1011, reason="down")
+    page.wait_for_selector('[data-testid="connection-status"][data-status="reconnecting"]')
+    page.click('[data-testid="stop-button"]')
+    assert page.locator('[data-testid="stop-button"]').is_disabled()
+
+    wait_until(page, lambda: len(socket.routes) == 3 and len(socket.received) >= 3)
+    assert [f["type"] for f in socket.received[-2:]] == ["resume", "cancel"]
+    socket.send("end", **end_metadata(conversation_id, message_id=message_id, finish_reason="cancelled",
+                                      status="partial"), seq=2)
+    wait_answer_done(page)
+    answer = page.locator(LAST_ASSISTANT)
+    assert answer.get_attribute("data-status") == "partial"
+    assert "Stopped" in (answer.locator('[data-testid="message-note"]').text_content() or "")
+    assert answer.locator('[data-testid="retry-button"]').count() == 0
+
+
+def test_message_typed_while_disconnected_is_queued_then_sent(page: Page, live_server_url: str, alice: Any) -> None:
+    down = {"now": False}
+
+    def refuse_while_down(socket: ScriptedSocket, route: WebSocketRoute) -> None:
+        if down["now"]:
+            route.close(code=1011, reason="down")
+
+    socket = scripted(page, live_server_url, ScriptedSocket(refuse_while_down))
+    down["now"] = True
+    socket.routes[0].close(code=1011, reason="down")
+    page.wait_for_selector('[data-testid="connection-status"][data-status="reconnecting"]')
+    send(page, "sent while offline")
+    user = page.locator('[data-testid="message"][data-role="user"]')
+    user.wait_for()
+    assert user.get_attribute("data-status") == "queued"
+    assert page.locator('[data-testid="composer-input"]').input_value() == ""
+    wait_until(page, lambda: len(socket.routes) >= 2)
+    assert socket.messages() == []
+
+    down["now"] = False
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    assert socket.messages()[0]["content"] == "sent while offline"
+    assert user.get_attribute("data-status") == "complete"
+    conversation_id = str(uuid.uuid4())
+    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
+    socket.send("token", "Got it", seq=1)
+    socket.send("end", **end_metadata(conversation_id), seq=2)
+    wait_answer_done(page)
+    assert message_texts(page) == [("user", "sent while offline"), ("assistant", "Got it")]
+
+
+def test_message_is_sent_again_with_its_id_when_the_socket_drops_before_start(
+    page: Page, live_server_url: str, alice: Any
+) -> None:
+    socket = scripted(page, live_server_url)
+    send(page, "did you get this?")
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    socket.routes[0].close(code=1011, reason="down")
+    wait_until(page, lambda: len(socket.messages()) == 2)
+    first, again = socket.messages()
+    assert again == first
+    assert socket.routes[1] is not socket.routes[0]
+
+    conversation_id = str(uuid.uuid4())
+    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
+    socket.send("token", "Yes", seq=1)
+    socket.send("end", **end_metadata(conversation_id), seq=2)
+    wait_answer_done(page)
+    assert message_texts(page) == [("user", "did you get this?"), ("assistant", "Yes")]
+
+
+def test_reload_before_start_sends_the_same_message_again(page: Page, live_server_url: str, alice: Any) -> None:
+    socket = scripted(page, live_server_url)
+    send(page, "are you there?")
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    page.reload()
+    wait_until(page, lambda: len(socket.messages()) == 2)
+    first, again = socket.messages()
+    assert again == first
+    assert message_texts(page) == [("user", "are you there?")]
+
+    conversation_id = str(uuid.uuid4())
+    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
+    socket.send("token", "Here", seq=1)
+    socket.send("end", **end_metadata(conversation_id), seq=2)
+    wait_answer_done(page)
+    assert message_texts(page) == [("user", "are you there?"), ("assistant", "Here")]
+
+
+def test_streaming_answer_in_history_is_resumed_in_place_of_its_checkpoint(
+    page: Page, live_server_url: str, alice: Any
+) -> None:
+    conversation_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+    serve_history(page, conversation_id, [
+        saved_row("user", "Say hello"),
+        saved_row("assistant", "Hello wor", id=message_id, status="streaming", model="gpt-4o-mini", route="simple"),
+    ])
+    socket = scripted(page, live_server_url)
+    page.evaluate(RECORD_SNAPSHOTS)
+    page.click(f'[data-testid="conversation-item"][data-conversation-id="{conversation_id}"]')
+
+    wait_until(page, lambda: any(f["type"] == "resume" for f in socket.received))
+    assert [f for f in socket.received if f["type"] == "resume"] == [
+        {"type": "resume", "message_id": message_id, "last_seq": -1}
+    ]
+    assert message_texts(page) == [("user", "Say hello"), ("assistant", "Hello wor")]
+    assert page.locator('[data-testid="stop-button"]').is_visible()
+    socket.send("start", conversation_id=conversation_id, message_id=message_id, model="gpt-4o-mini", seq=0)
+    socket.send("token", "Hello", seq=1)
+    socket.send("token", " world", seq=2)
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=\"assistant\"] [data-testid=\"message-content\"]')"
+        ".textContent === 'Hello world'"
+    )
+    socket.send("token", "!", seq=3)
+    socket.send("end", **end_metadata(conversation_id, message_id=message_id), seq=4)
+    wait_answer_done(page)
+    assert message_texts(page) == [("user", "Say hello"), ("assistant", "Hello world!")]
+    assert_never_shown_twice(page, "Hello world!")
+
+
+def test_fallback_shows_which_model_answered_and_why(page: Page, live_server_url: str, alice: Any) -> None:
+    socket = scripted(page, live_server_url)
+    send(page, "hello")
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    conversation_id = str(uuid.uuid4())
+    fallback = {"from_provider": "openai", "from_model": "gpt-4o-mini", "reason": "OpenAI returned errors (HTTP 500)."}
+    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), provider="openai",
+                model="gpt-4o-mini", seq=0)
+    socket.send("token", "Hi", provider="anthropic", model="claude-x", fallback=fallback, seq=1)
+    answer = page.locator(LAST_ASSISTANT)
+    chip = answer.locator('[data-testid="message-model"]')
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=\"assistant\"] [data-testid=\"message-model\"]').textContent"
+        " === 'claude-x'"
+    )
+    note = answer.locator('[data-testid="message-fallback"]')
+    assert note.is_visible() and note.text_content() == "(OpenAI unavailable)"
+    assert "gpt-4o-mini" in (note.get_attribute("title") or "") and "HTTP 500" in (note.get_attribute("title") or "")
+    socket.send("end", **end_metadata(conversation_id, provider="anthropic", model="claude-x", fallback=fallback),
+                seq=2)
+    wait_answer_done(page)
+    assert chip.text_content() == "claude-x"
+    assert answer.locator('[data-testid="message-meta"]').get_attribute("data-model") == "claude-x"
+    assert note.text_content() == "(OpenAI unavailable)"
+
+
+def saved_row(role: str, content: str, **fields: Any) -> dict[str, Any]:
+    """One row as the history API lists it."""
+    return {"id": str(uuid.uuid4()), "role": role, "content": content, "status": "complete", "error": "",
+            "model": "", "provider": "", "route": "", "created_at": "2025-01-01T00:00:00Z", **fields}
+
+
+def serve_history(page: Page, conversation_id: str, messages: list[dict[str, Any]]) -> None:
+    """The history API answers with these rows for the conversation (and lists it in the sidebar)."""
+    listing = {"conversations": [{"id": conversation_id, "title": "Saved", "updated_at": "2025-01-01T00:00:01Z"}]}
+    history = {"conversation": {"id": conversation_id, "title": "Saved"}, "messages": messages}
+    page.route("**/api/conversations/", lambda route: route.fulfill(json=listing))
+    page.route(f"**/api/conversations/{conversation_id}/messages/", lambda route: route.fulfill(json=history))
+
+
+def test_saved_answer_that_failed_midway_offers_a_retry(page: Page, live_server_url: str, alice: Any) -> None:
+    conversation_id = str(uuid.uuid4())
+    serve_history(page, conversation_id, [
+        saved_row("user", "first"),
+        saved_row("assistant", "Stopped by its user", status="partial", model="gpt-4o-mini", route="simple"),
+        saved_row("user", "second"),
+        saved_row("assistant", "Half", status="partial", error="The model provider is unavailable.",
+                  model="gpt-4o-mini", route="complex"),
+    ])
+    socket = scripted(page, live_server_url)
+    page.click(f'[data-testid="conversation-item"][data-conversation-id="{conversation_id}"]')
+    page.wait_for_selector('[data-testid="message"] >> nth=3')
+
+    answers = page.locator('[data-testid="message"][data-role="assistant"]')
+    assert answers.nth(0).locator('[data-testid="retry-button"]').count() == 0
+    failed = answers.nth(1)
+    assert failed.get_attribute("data-status") == "error"
+    assert "provider is unavailable" in (failed.locator('[data-testid="message-note"]').text_content() or "")
+    failed.locator('[data-testid="retry-button"]').click()
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    frame = socket.messages()[0]
+    assert (frame["content"], frame["conversation_id"], frame["route"]) == ("second", conversation_id, "complex")
+    assert page.locator('[data-testid="retry-button"]').count() == 0
+
+
+def test_message_refused_by_a_restarting_server_goes_again_on_the_next_socket(
+    page: Page, live_server_url: str, alice: Any
+) -> None:
+    socket = scripted(page, live_server_url)
+    send(page, "still there?")
+    wait_until(page, lambda: len(socket.messages()) == 1)
+    socket.send("error", "The server is restarting: send your message again in a moment.", code="shutting_down")
+    page.wait_for_timeout(200)
+    assert page.locator('[data-testid="message"][data-role="assistant"]').count() == 0
+    assert page.locator('[data-testid="message-list"]').get_attribute("data-state") == "streaming"
+    socket.routes[0].close(code=4012, reason="service restart")
+
+    wait_until(page, lambda: len(socket.messages()) == 2)
+    first, again = socket.messages()
+    assert again == first
+    conversation_id = str(uuid.uuid4())
+    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
+    socket.send("token", "Yes", seq=1)
+    socket.send("end", **end_metadata(conversation_id), seq=2)
+    wait_answer_done(page)
+    assert message_texts(page) == [("user", "still there?"), ("assistant", "Yes")]
+    assert page.locator('[data-testid="message-note"]').count() == 0

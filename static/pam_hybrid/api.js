@@ -3,6 +3,9 @@
 
 export class UnauthorizedError extends Error {}
 
+/** The conversation does not exist (yet: a new one is saved once the model accepts its first message). */
+export class NotFoundError extends Error {}
+
 export class ChatApi {
   /** config: { conversationsUrl, messagesUrlTemplate, idPlaceholder } */
   constructor(config) {
@@ -28,6 +31,9 @@ export class ChatApi {
     });
     if (response.status === 401) {
       throw new UnauthorizedError("Signed out");
+    }
+    if (response.status === 404) {
+      throw new NotFoundError("Not found");
     }
     if (!response.ok) {
       throw new Error(`Request failed (${response.status})`);

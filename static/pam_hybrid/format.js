@@ -67,3 +67,10 @@ export function newClientId() {
   const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+const PROVIDER_LABELS = { openai: "OpenAI", anthropic: "Anthropic", offline: "Offline model" };
+
+/** A provider's name for people: "OpenAI" for "openai"; unknown names as they are ("" for none). */
+export function providerLabel(name) {
+  return PROVIDER_LABELS[name] || name || "";
+}

@@ -1,12 +1,17 @@
 // Message elements. Model output only ever enters the page as text nodes, never as HTML.
 "use strict";
 
-import { formatCost, formatMs } from "./format.js";
+import { formatCost, formatMs, providerLabel } from "./format.js";
 import { copyText, renderText } from "./text.js";
 
 const AVATAR_URL = new URL("./favicon.svg", import.meta.url).href;
 const LENGTH_REASONS = new Set(["length", "max_tokens"]);
 const STOP_REASONS = new Set(["cancelled", "canceled"]);
+const EARLY_END_NOTES = {
+  interrupted: "The answer was interrupted before it finished.",
+  disconnected: "The answer stopped because the connection was lost for too long.",
+  shutdown: "The answer stopped because the server restarted.",
+};
 
 function el(tag, className, attrs = {}) {
   const node = document.createElement(tag);
@@ -57,12 +62,14 @@ export class AssistantMessage {
     this.body = el("div", "message-body");
     const header = el("div", "message-header");
     this.modelChip = el("span", "model-chip", { "data-testid": "message-model", hidden: "" });
-    header.append(metaPart("PAM"), this.modelChip);
+    this.fallbackNote = el("span", "fallback-note", { "data-testid": "message-fallback", hidden: "" });
+    header.append(metaPart("PAM"), this.modelChip, this.fallbackNote);
     this.content = el("div", "message-content", { "data-testid": "message-content" });
     this.body.append(header, this.content);
     this.element.append(avatar, this.body);
     this.textNode = null;
     this.parts = [];
+    this.note = null;
   }
 
   get status() {
@@ -71,9 +78,25 @@ export class AssistantMessage {
 
   setModel(model) {
     if (model) {
+      this.model = model;
       this.modelChip.textContent = model;
       this.modelChip.hidden = false;
     }
+  }
+
+  /** The gateway answered with another provider than the one first chosen: say so, briefly. */
+  setFallback(fallback) {
+    if (!fallback || typeof fallback !== "object") {
+      return;
+    }
+    const from = providerLabel(fallback.from_provider);
+    this.fallbackNote.textContent = from ? `(${from} unavailable)` : "(fallback)";
+    const instead = fallback.from_model ? ` instead of ${fallback.from_model}` : "";
+    const answeredBy = this.model ? `Answered by ${this.model}${instead}` : `Answered by another model${instead}`;
+    this.fallbackNote.title = fallback.reason ? `${answeredBy}: ${fallback.reason}` : `${answeredBy}.`;
+    this.fallbackNote.setAttribute("aria-label", this.fallbackNote.title);
+    this.fallbackNote.dataset.fromProvider = fallback.from_provider || "";
+    this.fallbackNote.hidden = false;
   }
 
   setMessageId(messageId) {
@@ -115,31 +138,39 @@ export class AssistantMessage {
     this.textNode = null;
   }
 
-  /** The `end` frame: final status, notes and the meta line. */
+  /** The `end` frame: final status, notes and the meta line. True when the answer ended early by itself (not stopped,
+   * not cut by the length limit): worth a retry. */
   complete(meta) {
     this.setModel(meta.model);
+    this.setFallback(meta.fallback);
     this.setMessageId(meta.message_id);
+    let retryable = false;
     if (STOP_REASONS.has(meta.finish_reason)) {
       this.finish("partial", "Stopped.");
     } else if (LENGTH_REASONS.has(meta.finish_reason)) {
       this.finish("complete", "The answer was cut short by the length limit.");
     } else if (meta.status === "partial") {
-      this.finish("partial", `The answer ended early (${meta.finish_reason || "no reason given"}).`);
+      retryable = true;
+      const reason = meta.finish_reason || "no reason given";
+      this.finish("partial", EARLY_END_NOTES[meta.finish_reason] || `The answer ended early (${reason}).`);
     } else {
       this.finish("complete", "");
     }
     this.addMeta(meta.model, liveMetaParts(meta));
+    return retryable;
   }
 
   /** An error: keep the partial text, mark it interrupted, show the user-readable message. */
   fail(message, metadata = {}) {
     this.setMessageId(metadata.message_id);
+    this.setModel(metadata.model);
+    this.setFallback(metadata.fallback);
     const interrupted = this.text() ? " The answer above was interrupted." : "";
     this.finish("error", `${message || "Something went wrong."}${interrupted}`);
   }
 
-  stop() {
-    this.finish("partial", "Stopped.");
+  stop(note = "Stopped.") {
+    this.finish("partial", note);
   }
 
   finish(status, note) {
@@ -151,10 +182,29 @@ export class AssistantMessage {
       }
     }
     if (note) {
-      const noteEl = el("p", "message-note", { "data-testid": "message-note", role: status === "error" ? "alert" : "note" });
-      noteEl.textContent = note;
-      this.body.append(noteEl);
+      const role = status === "error" ? "alert" : "note";
+      this.note = el("p", "message-note", { "data-testid": "message-note", role });
+      this.note.textContent = note;
+      this.body.append(this.note);
     }
+  }
+
+  /** A Retry button under the note: `onRetry` sends the question again as a new message. */
+  offerRetry(onRetry) {
+    if (this.note === null) {
+      this.finish(this.status, "This answer did not finish.");
+    }
+    const actions = el("div", "message-actions");
+    const button = el("button", "btn btn-small retry-button", { type: "button", "data-testid": "retry-button" });
+    button.textContent = "Retry";
+    button.addEventListener("click", () => onRetry());
+    actions.append(button);
+    this.note.after(actions);
+  }
+
+  /** Shown in place of an earlier element without the entry animation (a resumed answer taking over). */
+  markResumed() {
+    this.element.classList.add("message--resumed");
   }
 
   addMeta(model, parts) {
@@ -189,8 +239,17 @@ function liveMetaParts(meta) {
   return parts;
 }
 
-/** An element for one stored message from the history API. */
-export function renderStoredMessage(record) {
+/** The saved text of an answer still streaming, shown until its resumed stream has caught up with it. */
+export function renderCheckpoint(record) {
+  const message = new AssistantMessage();
+  message.setModel(record.model);
+  message.setMessageId(record.id);
+  message.appendText(record.content);
+  return message;
+}
+
+/** An element for one stored message from the history API; `onRetry` adds a Retry button to a failed answer. */
+export function renderStoredMessage(record, onRetry = null) {
   if (record.role === "user") {
     return renderUserMessage(record.content);
   }
@@ -198,12 +257,18 @@ export function renderStoredMessage(record) {
   message.setModel(record.model);
   message.setMessageId(record.id);
   message.appendText(record.content);
-  if (record.status === "error") {
-    message.fail(record.error || "This answer failed.");
+  if (record.status === "error" || (record.status === "partial" && record.error)) {
+    message.fail(record.error || "This answer failed."); // partial with an error: it failed midway, not stopped
   } else if (record.status === "partial") {
     message.finish("partial", "This answer was interrupted before it finished.");
+  } else if (record.status === "streaming") {
+    // Still being written, for a socket this page does not follow (only the latest answer is resumed).
+    message.finish("partial", "This answer had not finished when the conversation was opened.");
   } else {
     message.finish("complete", "");
+  }
+  if (onRetry) {
+    message.offerRetry(onRetry);
   }
   message.addMeta(record.model, record.route ? [`${record.route} route`] : []);
   return message.element;

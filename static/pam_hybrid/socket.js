@@ -1,7 +1,9 @@
 // The chat WebSocket: JSON frames in and out, a keep-alive ping, and reconnection with backoff.
 "use strict";
 
-const RETRY_DELAYS_MS = [500, 1000, 2000];
+// 11.5 s in all: longer than the server keeps an answer waiting for its socket (PAM_RESUME_GRACE_MS, 10 s by
+// default), so a page that reconnects within its attempts finds its answer still running.
+const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 4000];
 const AUTH_CLOSE_CODES = new Set([4401, 4403]);
 const PING_INTERVAL_MS = 25000;
 // A connection counts as recovered only once it has stayed up this long, so a server that accepts and
@@ -15,8 +17,9 @@ export function socketUrl(path) {
 }
 
 /**
- * Handlers: onFrame(frame), onStatus("connecting"|"connected"|"reconnecting"|"disconnected"),
- * onDrop(wasOpen) when an open or opening socket closes unexpectedly, onAuthFailure() for close codes 4401/4403.
+ * Handlers: onFrame(frame), onStatus("connecting"|"connected"|"reconnecting"|"disconnected"), onOpen() each time
+ * a socket opens (first connect and every reconnect), onDrop(wasOpen) when an open or opening socket closes
+ * unexpectedly, onAuthFailure() for close codes 4401/4403.
  */
 export class ChatSocket {
   constructor(url, handlers) {
@@ -29,6 +32,8 @@ export class ChatSocket {
     this.retryTimer = null;
     this.pingTimer = null;
     this.stableTimer = null;
+    this.authFailed = false;
+    this.gaveUp = false;
   }
 
   connect() {
@@ -54,6 +59,16 @@ export class ChatSocket {
     return true;
   }
 
+  /** After the attempts ran out, start again with a fresh set (something to send, or the browser is back online). */
+  retryNow() {
+    if (!this.gaveUp || this.stopped || this.authFailed) {
+      return;
+    }
+    this.gaveUp = false;
+    this.attempt = 0;
+    this.connect();
+  }
+
   /** Close for good (the page is going away): no reconnection, no status change. */
   stop() {
     this.stopped = true;
@@ -71,6 +86,9 @@ export class ChatSocket {
       this.attempt = 0;
     }, STABLE_AFTER_MS);
     this.pingTimer = window.setInterval(() => this.send({ type: "ping" }), PING_INTERVAL_MS);
+    if (this.handlers.onOpen) {
+      this.handlers.onOpen();
+    }
   }
 
   clearTimers() {
@@ -99,11 +117,13 @@ export class ChatSocket {
     this.clearTimers();
     this.handlers.onDrop(this.wasOpen);
     if (AUTH_CLOSE_CODES.has(event.code)) {
+      this.authFailed = true;
       this.handlers.onStatus("disconnected");
       this.handlers.onAuthFailure();
       return;
     }
     if (this.attempt >= RETRY_DELAYS_MS.length) {
+      this.gaveUp = true;
       this.handlers.onStatus("disconnected");
       return;
     }
