@@ -213,7 +213,11 @@ async def test_cancel_stops_the_answer_and_saves_it_as_partial(user: Any, fake_u
     first_token = await communicator.receive_json_from(timeout=5)
     assert first_token["chunk_type"] == "token"
     await communicator.send_json_to({"type": "cancel"})
+    cancelled_at = time.monotonic()
     end = await communicator.receive_json_from(timeout=2)
+    assert await fake_upstream.wait_for_disconnects(1, within=2)
+    assert fake_upstream.requests[0].ended_at is not None
+    assert fake_upstream.requests[0].ended_at - cancelled_at < 0.1  # the upstream request is closed at once
     assert end["chunk_type"] == "end"
     assert end["metadata"]["finish_reason"] == "cancelled" and end["metadata"]["status"] == "partial"
     await communicator.send_json_to({"type": "ping"})
