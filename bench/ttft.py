@@ -345,6 +345,10 @@ def server_env(upstream: Upstream, workdir: Path, debug: bool) -> dict[str, str]
         "NO_PROXY": "*",
         "PYTHONUNBUFFERED": "1",
         "DJANGO_SETTINGS_MODULE": "pam_project.settings",
+        # One benchmark user sends every message: the per-user limits would refuse most of them.
+        "PAM_MAX_CONCURRENT_ANSWERS": "100000",
+        "PAM_RATE_LIMIT_MESSAGES": "100000",
+        "PAM_DAILY_SPEND_CAP_USD": "0",
     })
     return env
 

@@ -9,3 +9,6 @@ class PamHybridConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "pam_hybrid"
     verbose_name = "PAM Hybrid"
+
+    def ready(self) -> None:
+        from pam_hybrid import signals  # noqa: F401  (connects the receivers)

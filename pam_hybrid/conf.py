@@ -29,11 +29,16 @@ class PamSettings:
     sdk_max_retries: int
     offline_token_delay_ms: int
     signup_enabled: bool
+    anonymous_chat: bool
     tools_enabled: bool
     max_tool_rounds: int
     resume_grace_ms: int
     checkpoint_interval_ms: int
     shutdown_grace_ms: int
+    max_concurrent_answers: int
+    rate_limit_messages: int
+    rate_limit_window_ms: int
+    daily_spend_cap_usd: str
     retries: int
     retry_backoff_ms: int
     retry_deadline_ms: int
@@ -65,11 +70,16 @@ def pam_settings() -> PamSettings:
         sdk_max_retries=getattr(s, "PAM_SDK_MAX_RETRIES", 0),
         offline_token_delay_ms=getattr(s, "PAM_OFFLINE_TOKEN_DELAY_MS", 30),
         signup_enabled=getattr(s, "PAM_SIGNUP_ENABLED", False),
+        anonymous_chat=getattr(s, "PAM_ANONYMOUS_CHAT", False),
         tools_enabled=getattr(s, "PAM_TOOLS_ENABLED", True),
         max_tool_rounds=getattr(s, "PAM_MAX_TOOL_ROUNDS", 3),
         resume_grace_ms=getattr(s, "PAM_RESUME_GRACE_MS", 10000),
         checkpoint_interval_ms=getattr(s, "PAM_CHECKPOINT_INTERVAL_MS", 5000),
         shutdown_grace_ms=getattr(s, "PAM_SHUTDOWN_GRACE_MS", 20000),
+        max_concurrent_answers=getattr(s, "PAM_MAX_CONCURRENT_ANSWERS", 3),
+        rate_limit_messages=getattr(s, "PAM_RATE_LIMIT_MESSAGES", 30),
+        rate_limit_window_ms=getattr(s, "PAM_RATE_LIMIT_WINDOW_MS", 60000),
+        daily_spend_cap_usd=str(getattr(s, "PAM_DAILY_SPEND_CAP_USD", "5")),
         retries=getattr(s, "PAM_RETRIES", 2),
         retry_backoff_ms=getattr(s, "PAM_RETRY_BACKOFF_MS", 250),
         retry_deadline_ms=getattr(s, "PAM_RETRY_DEADLINE_MS", 8000),

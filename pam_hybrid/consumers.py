@@ -16,7 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from pam_hybrid import selectors
 from pam_hybrid.conf import pam_settings
-from pam_hybrid.core import claims, live, maintenance, relay, shutdown
+from pam_hybrid.core import claims, limits, live, maintenance, relay, shutdown
 from pam_hybrid.core.chunks import StreamChunk
 from pam_hybrid.core.gateway import ChatRequest, prepare_providers
 from pam_hybrid.core.replay import chunk_from_frame, frames_after
@@ -24,8 +24,20 @@ from pam_hybrid.exceptions import BadInput
 from pam_hybrid.frames import ControlFrame, MessageFrame, ResumeFrame, parse_frame
 from pam_hybrid.models import Message
 from pam_hybrid.services import INTERRUPTED_ERROR
+from pam_hybrid.signals import session_group
 
 CLOSE_UNAUTHENTICATED = 4401
+
+
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def _release_limits(user_id: object, answer: live.LiveAnswer) -> None:
+    """Free the ended answer's place and count its cost against the user's day."""
+    cost = answer.stream.answer.cost_usd if answer.stream.answer is not None else None
+    task = asyncio.ensure_future(limits.release(user_id, answer.message_id, cost))
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
 
 
 class _LegacyFollower:
@@ -48,6 +60,7 @@ class _LegacyFollower:
 
 class ChatConsumer(AsyncWebsocketConsumer):
     following: live.LiveAnswer | relay.RemoteAnswer | None = None
+    session_group: str | None = None
     follower: Any = None
     warm_up: asyncio.Task[None] | None = None
 
@@ -58,6 +71,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Accept first: a close before accepting is an HTTP 403 that browsers cannot tell from any other failure.
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.session_group = self._session_group()
+        if self.session_group is not None and self.channel_layer is not None:
+            await self.channel_layer.group_add(self.session_group, self.channel_name)
         maintenance.ensure_running()
         shutdown.track(self)
         await relay.ensure_listening()
@@ -68,6 +84,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.warm_up is not None:
             self.warm_up.cancel()
         self._unfollow()
+        if self.session_group is not None and self.channel_layer is not None:
+            await self.channel_layer.group_discard(self.session_group, self.channel_name)
+
+    def _session_group(self) -> str | None:
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        return session_group(key) if key else None
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """The user logged out (here or in another process): stop their answer and stop serving this socket."""
+        if self.following is not None:
+            self.following.stop("cancelled")
+        self._unfollow()
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def deliver(self, chunk: StreamChunk, frame_text: str) -> None:
         await self.send(text_data=frame_text)
@@ -113,7 +143,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if await self._resume(held, -1, follower, quiet=True):
                     return
                 await claims.reclaim(user.pk, frame.client_msg_id, request.message_id)
-        answer = live.start_answer(request, resume_grace_s=pam_settings().resume_grace_ms / 1000)
+        settings = pam_settings()
+        over_limit = await limits.admit(user.pk, request.message_id, settings)
+        if over_limit is not None:
+            if frame.client_msg_id:
+                await claims.release(user.pk, frame.client_msg_id)
+            await self.send_chunk(over_limit.chunk())
+            return
+        answer = live.start_answer(request, resume_grace_s=settings.resume_grace_ms / 1000)
+        answer.task.add_done_callback(lambda _: _release_limits(user.pk, answer))
         await self._follow(answer, -1, follower)
 
     async def _resume(self, message_id: uuid.UUID, last_seq: int, follower: Any, *, quiet: bool = False) -> bool:

@@ -9,13 +9,12 @@ import asyncio
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -69,9 +68,21 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+def _guest_login(request: HttpRequest) -> None:
+    """Anonymous chat (PAM_ANONYMOUS_CHAT): the visitor's session gets an account of its own, with no password,
+    so its conversations are scoped to it like anyone's."""
+    guest = get_user_model().objects.create_user(username=f"guest-{uuid4().hex[:16]}")
+    guest.set_unusable_password()
+    guest.save(update_fields=["password"])
+    login(request, guest, backend="django.contrib.auth.backends.ModelBackend")
+
+
 @require_GET
 def chat(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        if not pam_settings().anonymous_chat:
+            return redirect_to_login(request.get_full_path())
+        _guest_login(request)
     context = {
         "ws_path": WEBSOCKET_PATH,
         "max_message_chars": pam_settings().max_message_chars,

@@ -32,6 +32,19 @@ else:
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# HTTPS. Production defaults (DEBUG off) are strict, so `manage.py check --deploy` is clean; a deployment that must
+# also answer plain HTTP turns them off explicitly. Behind a TLS-terminating proxy, set SECURE_PROXY_SSL_HEADER
+# to the header it sets, e.g. "HTTP_X_FORWARDED_PROTO,https".
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+_proxy_ssl_header: list[str] = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
+SESSION_COOKIE_HTTPONLY = True
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -165,6 +178,12 @@ PAM_CHECKPOINT_INTERVAL_MS: int = env.int("PAM_CHECKPOINT_INTERVAL_MS", default=
 # "shutdown"); new messages are refused meanwhile. Keep it under the orchestrator's kill timeout, minus a few
 # seconds for the saves (e.g. Kubernetes' terminationGracePeriodSeconds, 30 s by default).
 PAM_SHUTDOWN_GRACE_MS: int = env.int("PAM_SHUTDOWN_GRACE_MS", default=20000)
+# Per user, shared by every process through Redis when configured: answers streaming at once, messages per window,
+# and spend per UTC day in USD (0: no cap).
+PAM_MAX_CONCURRENT_ANSWERS: int = env.int("PAM_MAX_CONCURRENT_ANSWERS", default=3)
+PAM_RATE_LIMIT_MESSAGES: int = env.int("PAM_RATE_LIMIT_MESSAGES", default=30)
+PAM_RATE_LIMIT_WINDOW_MS: int = env.int("PAM_RATE_LIMIT_WINDOW_MS", default=60000)
+PAM_DAILY_SPEND_CAP_USD: str = env.str("PAM_DAILY_SPEND_CAP_USD", default="5")
 # Before the first token: retries of a failing provider (jittered backoff, Retry-After honoured) within a deadline,
 # then the other route's provider.
 PAM_RETRIES: int = env.int("PAM_RETRIES", default=2)
@@ -181,6 +200,8 @@ PAM_BREAKER_PROBES: int = env.int("PAM_BREAKER_PROBES", default=1)
 # Namespace of this deployment's keys in Redis (breakers, message claims).
 PAM_REDIS_PREFIX: str = env.str("PAM_REDIS_PREFIX", default="pam:")
 PAM_SIGNUP_ENABLED: bool = env.bool("PAM_SIGNUP_ENABLED", default=DEBUG)
+# Chat without an account: each browser session gets a password-less account of its own (its own owner).
+PAM_ANONYMOUS_CHAT: bool = env.bool("PAM_ANONYMOUS_CHAT", default=False)
 
 # Daphne's own WebSocket frame limit is set on its command line; this bounds what the consumer accepts.
 PAM_MAX_FRAME_BYTES: int = env.int("PAM_MAX_FRAME_BYTES", default=256 * 1024)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -270,3 +273,42 @@ def test_api_answers_anonymous_with_401_json(client: Client, url: str) -> None:
 def test_api_responses_are_not_cached(client: Client, user: Any) -> None:
     client.force_login(user)
     assert "no-store" in client.get("/api/conversations/")["Cache-Control"]
+
+
+def test_anonymous_chat_gives_each_session_its_own_owner(settings: Any, django_user_model: Any) -> None:
+    settings.PAM_ANONYMOUS_CHAT = True
+    first, second = Client(), Client()
+    assert first.get("/").status_code == 200 and second.get("/").status_code == 200
+    guests = list(django_user_model.objects.filter(username__startswith="guest-"))
+    assert len(guests) == 2 and not any(g.has_usable_password() for g in guests)
+    mine = Conversation.objects.create(owner=guests[0], title="mine")
+    owner_client = first if first.session["_auth_user_id"] == str(guests[0].pk) else second
+    other_client = second if owner_client is first else first
+    assert owner_client.get("/").status_code == 200  # the same session keeps its account
+    assert django_user_model.objects.filter(username__startswith="guest-").count() == 2
+    assert [c["id"] for c in owner_client.get("/api/conversations/").json()["conversations"]] == [str(mine.id)]
+    assert other_client.get("/api/conversations/").json()["conversations"] == []
+    assert other_client.get(f"/api/conversations/{mine.id}/messages/").status_code == 404
+
+
+def test_anonymous_chat_is_off_by_default(client: Client, django_user_model: Any) -> None:
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert not django_user_model.objects.exists()
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "x" * 60 + "production-like-secret-key",
+           "ALLOWED_HOSTS": "chat.example.com", "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}"}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": ""}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=Path(__file__).resolve().parent.parent,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr

@@ -56,3 +56,14 @@ async def reclaim(user_id: object, client_msg_id: str, message_id: uuid.UUID) ->
     else:
         with contextlib.suppress(RedisError):
             await client.set(key, str(message_id), ex=CLAIM_TTL_S)
+
+
+async def release(user_id: object, client_msg_id: str) -> None:
+    """Give the client id back: its message was refused before it ran, so sending it again should run it."""
+    key = _key(user_id, client_msg_id)
+    client = redis_client()
+    if client is None:
+        _memory.pop(key, None)
+    else:
+        with contextlib.suppress(RedisError):
+            await client.delete(key)

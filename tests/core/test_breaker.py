@@ -386,9 +386,10 @@ async def test_two_processes_share_one_breaker_and_admit_k_probes_between_them()
 async def test_redis_keys_live_under_the_prefix_with_ttls_and_the_window_is_trimmed() -> None:
     async with redis_prefix() as (client, prefix):
         store = RedisBreakerStore(client, prefix=prefix)
-        breaker = CircuitBreaker(store, BreakerConfig(consecutive_failures=100, window_s=0.3, cooldown_s=0.2))
+        # The window's keys expire with it: long enough that a loaded machine still finds them before they do.
+        breaker = CircuitBreaker(store, BreakerConfig(consecutive_failures=100, window_s=1.5, cooldown_s=0.2))
         await fail(breaker, 3)
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.6)
         await fail(breaker)
 
         keys = sorted([key.decode() async for key in client.scan_iter(match=f"{prefix}*")])
