@@ -5,8 +5,13 @@ breaker is shared. Needs Redis (REDIS_URL): with one process there is nothing to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from pam_hybrid.models import Message, UsageRecord
 from tests.conftest import run_daphne
@@ -28,9 +34,11 @@ WORDS = "one two three four five six seven eight nine ten eleven twelve"
 
 
 @pytest.fixture
-def two_servers(transactional_db: Any, fake_upstream: FakeUpstream, tmp_path: Any) -> Iterator[tuple[str, str]]:
+def two_servers(
+    transactional_db: Any, fake_upstream: FakeUpstream, tmp_path: Any, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, str]]:
     shared = {"PAM_REDIS_PREFIX": f"pam-test:{uuid.uuid4().hex}:", "PAM_BREAKER_FAILURES": "1",
-              "PAM_RETRIES": "0", "PAM_RESUME_GRACE_MS": "5000"}
+              "PAM_RETRIES": "0", "PAM_RESUME_GRACE_MS": "5000", **getattr(request, "param", {})}
     with (run_daphne(fake_upstream, tmp_path, **shared) as first,
           run_daphne(fake_upstream, tmp_path, **shared) as second):
         yield first, second
@@ -127,3 +135,84 @@ async def test_a_breaker_opened_by_one_process_is_open_for_the_other(
     assert end["metadata"]["provider"] == "anthropic"
     assert end["metadata"]["fallback"]["reason"] == "openai paused after repeated failures"
     assert [r.provider for r in fake_upstream.requests] == ["openai", "anthropic", "anthropic"]
+
+
+PRICED = Scenario(text="priced", input_tokens=1000, output_tokens=2000)  # $0.00135 on gpt-4o-mini
+
+
+async def code_of_reply(server: str, cookie: str) -> str:
+    async with socket_to(server, cookie) as ws:
+        await ask(ws, str(uuid.uuid4()))
+        last = (await frames_until_done(ws))[-1]
+    return str(last["metadata"].get("code", last["chunk_type"]))
+
+
+@pytest.mark.parametrize("two_servers", [{"PAM_MAX_CONCURRENT_ANSWERS": "1", "PAM_RATE_LIMIT_MESSAGES": "3"}],
+                         indirect=True)
+async def test_concurrency_and_rate_limits_hold_across_processes(
+    two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    first, second = two_servers
+    fake_upstream.enqueue(Scenario(text=WORDS, token_delay_ms=60))
+    async with socket_to(first, cookie) as slow:
+        await ask(slow, "slow")
+        await asyncio.wait_for(slow.recv(), 10)
+        assert await code_of_reply(second, cookie) == "too_many_answers"
+        await frames_until_done(slow)
+    assert await code_of_reply(second, cookie) == "end"
+    assert await code_of_reply(first, cookie) == "end"
+    assert await code_of_reply(second, cookie) == "rate_limited"  # the fourth message within the window
+    assert len(fake_upstream.requests) == 3
+
+
+@pytest.mark.parametrize("two_servers", [{"PAM_DAILY_SPEND_CAP_USD": "0.002"}], indirect=True)
+async def test_the_daily_spend_cap_holds_across_processes(
+    two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    first, second = two_servers
+    fake_upstream.enqueue(PRICED, PRICED, PRICED)
+    assert await code_of_reply(first, cookie) == "end"  # $0.00135 spent
+    assert await code_of_reply(second, cookie) == "end"  # under the cap when it started: $0.0027 spent
+    assert await code_of_reply(first, cookie) == "spend_cap"
+    assert await code_of_reply(second, cookie) == "spend_cap"
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_logging_out_closes_the_sessions_socket_on_another_process(
+    two_servers: tuple[str, str], cookie: str
+) -> None:
+    first, second = two_servers
+    async with socket_to(second, cookie) as ws:
+        await send(ws, type="ping")
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "pong"}
+        csrf, csrf_cookie = await sync_to_async(_csrf_token)(first, cookie)
+        await sync_to_async(_post_logout)(first, f"{cookie}; {csrf_cookie}", csrf)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def _csrf_token(server: str, cookie: str) -> tuple[str, str]:
+    """The logout form's CSRF token, and the CSRF cookie it pairs with."""
+    with urllib.request.urlopen(urllib.request.Request(server + "/", headers={"Cookie": cookie})) as response:
+        page = response.read().decode()
+        set_cookies = response.headers.get_all("Set-Cookie") or []
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    csrf_cookie = next(c.split(";")[0] for c in set_cookies if c.startswith("csrftoken="))
+    assert match is not None
+    return match.group(1), csrf_cookie
+
+
+def _post_logout(server: str, cookie: str, csrf: str) -> None:
+    request = urllib.request.Request(
+        server + "/accounts/logout/", data=urllib.parse.urlencode({"csrfmiddlewaretoken": csrf}).encode(),
+        headers={"Cookie": cookie, "Referer": server + "/", "Origin": server}, method="POST",
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    with contextlib.suppress(urllib.error.HTTPError):
+        opener.open(request)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        return None
