@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, WebSocketRoute, sync_playwright
+from playwright.sync_api import Browser, Page, Response, Route, WebSocketRoute, sync_playwright
 
-from pam_hybrid.models import Conversation
-from tests.fake_upstream import FakeUpstream, Scenario
+from pam_hybrid.models import Conversation, Message
+from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -457,6 +457,190 @@ def test_page_works_under_a_strict_content_security_policy(page: Page, live_serv
     wait_answer_done(page)
     assert page.locator(LAST_ASSISTANT).locator("pre code").text_content() == "x"
     assert page.evaluate("window.__cspViolations") == []
+
+
+# --- the server's own Content-Security-Policy (no routing: its real header) and payloads that must stay text ---
+
+XSS_PAYLOADS = [
+    "<script>window.__pwned=1</script>",
+    '<img src=x onerror="window.__pwned=1;alert(1)">',
+    '<a href="javascript:window.__pwned=1">x</a>',
+    "<svg onload=window.__pwned=1>",
+    '"><iframe srcdoc="<script>top.__pwned=1;alert(1)</script>"></iframe>',
+    "[x](javascript:window.__pwned=1)",
+    "<details open ontoggle=alert(1)>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=window.__pwned=1>",
+]
+XSS_TEXT = "\n".join(XSS_PAYLOADS)
+# What the payloads would leave in the page if any were parsed as HTML (the answer's avatar and tool blocks aside).
+XSS_ELEMENTS = (
+    "script, img:not(.message-avatar), a, svg, iframe, object, embed, math, style, link, form, input, base, meta, "
+    "details:not(.tool-block)"
+)
+
+
+def record_dialogs(page: Page) -> list[str]:
+    """Every alert/confirm/prompt the page opens (dismissed at once)."""
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return dialogs
+
+
+def assert_inert(page: Page, dialogs: list[str]) -> None:
+    """No payload ran, opened a dialog, added an element or a frame, or was blocked trying (a CSP violation)."""
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert dialogs == []
+    for area in ("message-list", "conversation-list"):
+        assert page.locator(f'[data-testid="{area}"] :is({XSS_ELEMENTS})').count() == 0, area
+    assert len(page.frames) == 1
+    assert page.evaluate("window.__cspViolations") == []
+
+
+def message_text_boxes(page: Page, role: str) -> list[str]:
+    """The text paragraphs of each message of `role` (tool blocks and notes left out), in order."""
+    return [
+        "".join(message.locator(".message-text").all_text_contents())
+        for message in page.locator(f'[data-testid="message"][data-role="{role}"]').all()
+    ]
+
+
+def test_page_works_under_the_servers_own_content_security_policy(
+    page: Page, live_server_url: str, fake_upstream: FakeUpstream, alice: Any
+) -> None:
+    documents: list[Response] = []
+    page.on("response", lambda r: documents.append(r) if r.request.resource_type == "document" else None)
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    fake_upstream.token_delay_ms = TOKEN_DELAY_MS
+    answer = "Here is some code:\n```python\nprint('hi')\n```\nThat is all, with a few more words to stream."
+    fake_upstream.enqueue(Scenario(text=answer))
+
+    page.goto(f"{live_server_url}/accounts/login/")
+    page.locator('[data-testid="login-form"]').wait_for()
+    assert page.evaluate("window.__cspViolations") == []
+    page.fill('input[name="username"]', "alice")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('[data-testid="login-submit"]')
+    page.wait_for_url(f"{live_server_url}/")
+    wait_connected(page)  # the real socket, allowed by connect-src 'self'
+    page.locator('[data-testid="conversation-empty"]').wait_for()  # the conversation list was fetched
+    page.evaluate(RECORD_LENGTHS)
+    page.fill('[data-testid="composer-input"]', "line one")
+    page.press('[data-testid="composer-input"]', "Shift+Enter")
+    page.type('[data-testid="composer-input"]', "line two")
+    page.press('[data-testid="composer-input"]', "Enter")
+    wait_answer_done(page)
+
+    content = page.locator(LAST_ASSISTANT).locator('[data-testid="message-content"]')
+    assert page.locator(LAST_ASSISTANT).get_attribute("data-status") == "complete"
+    assert content.locator("pre code").text_content() == "print('hi')"
+    assert len({n for n in page.evaluate("window.__lengths") if 0 < n < len(answer)}) >= 2
+    assert fake_upstream.requests[-1].messages[-1]["content"] == "line one\nline two"
+    assert page.evaluate("window.__cspViolations") == []
+
+    page.reload()
+    wait_connected(page)
+    page.click('[data-testid="conversation-item"]')
+    page.wait_for_selector('[data-testid="message"] >> nth=1')
+    assert page.locator(LAST_ASSISTANT).locator("pre code").text_content() == "print('hi')"
+    assert page.evaluate("window.__cspViolations") == []
+
+    assert {d.url.removeprefix(live_server_url) for d in documents} == {"/accounts/login/", "/"}
+    for document in documents:
+        policy = document.headers.get("content-security-policy", "")
+        assert "script-src 'self';" in f"{policy};" and "connect-src 'self';" in f"{policy};", document.url
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+def test_admin_works_under_the_content_security_policy(
+    page: Page, live_server_url: str, django_user_model: Any, alice: Any
+) -> None:
+    django_user_model.objects.create_superuser(username="root", password=PASSWORD)
+    conversation = Conversation.objects.create(owner=alice, title=XSS_PAYLOADS[1])
+    Message.objects.create(conversation=conversation, role="user", content=XSS_TEXT)
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    dialogs = record_dialogs(page)
+
+    page.goto(f"{live_server_url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click('input[type="submit"]')
+    page.wait_for_url(f"{live_server_url}/admin/")
+    assert page.evaluate("window.__cspViolations") == []
+    for path in (
+        "/admin/pam_hybrid/message/",
+        f"/admin/pam_hybrid/conversation/{conversation.id}/change/",
+        "/admin/pam_hybrid/message/?q=script",
+    ):
+        response = page.goto(f"{live_server_url}{path}")
+        assert response is not None and response.status == 200, path
+        assert "script-src 'self'" in response.headers.get("content-security-policy", ""), path
+        page.locator("#footer").wait_for(state="attached")
+        assert page.evaluate("window.__cspViolations") == [], path
+    page.locator("#action-toggle").check()  # the changelist's own script (actions.js) runs
+    assert page.locator("tr.selected").count() == 1
+    assert page.evaluate("window.__cspViolations") == []
+    assert page.evaluate("typeof window.__pwned") == "undefined" and dialogs == []
+
+
+def test_payloads_in_user_text_and_model_output_stay_text(
+    page: Page, live_server_url: str, fake_upstream: FakeUpstream, alice: Any
+) -> None:
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    dialogs = record_dialogs(page)
+    fake_upstream.enqueue(Scenario(text=XSS_TEXT))
+    sign_in(page, live_server_url)
+    send(page, XSS_TEXT)
+    wait_answer_done(page)
+
+    assert page.locator(LAST_ASSISTANT).get_attribute("data-status") == "complete"
+    assert message_text_boxes(page, "user") == [XSS_TEXT]
+    assert message_text_boxes(page, "assistant") == [XSS_TEXT]
+    title = " ".join(XSS_TEXT.split())[:80]  # the conversation's title: the first message, whitespace folded
+    page.wait_for_function(
+        "t => document.querySelector('[data-testid=\"conversation-item\"] .conversation-title')?.textContent === t",
+        arg=title,
+    )
+    assert_inert(page, dialogs)
+
+    page.reload()  # history and sidebar rendered from the API
+    wait_connected(page)
+    page.click('[data-testid="conversation-item"]')
+    page.wait_for_selector('[data-testid="message"] >> nth=1')
+    assert message_text_boxes(page, "user") == [XSS_TEXT]
+    assert message_text_boxes(page, "assistant") == [XSS_TEXT]
+    assert page.locator('[data-testid="conversation-item"] .conversation-title').text_content() == title
+    assert page.locator('[data-testid="conversation-title"]').text_content() == title
+    assert page.title() == f"{title} · PAM Hybrid"
+    assert_inert(page, dialogs)
+
+
+def test_payloads_in_tool_calls_and_results_stay_text(
+    page: Page, live_server_url: str, fake_upstream: FakeUpstream, alice: Any
+) -> None:
+    tool_name = '<img src=x onerror="alert(1)">'
+    arguments = {"q": XSS_TEXT}
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    dialogs = record_dialogs(page)
+    fake_upstream.enqueue(Scenario(text="Let me look. ", tool_calls=[FakeToolCall(tool_name, arguments)]))
+    fake_upstream.enqueue(Scenario(text=XSS_TEXT))
+    sign_in(page, live_server_url)
+    send(page, "use a tool")
+    wait_answer_done(page)
+
+    answer = page.locator(LAST_ASSISTANT)
+    assert answer.get_attribute("data-status") == "complete"
+    call, result = answer.locator('[data-testid="tool-block"]').all()
+    assert call.locator("summary").text_content() == f"Used tool: {tool_name}"
+    assert call.locator("pre").text_content() == json.dumps(arguments, indent=2, ensure_ascii=False)
+    assert result.locator("summary").text_content() == f"Result from {tool_name}"
+    assert tool_name in json.loads(result.locator("pre").text_content() or "")["error"]  # "Unknown tool '<img…'"
+    assert answer.locator(".message-text").all_text_contents() == ["Let me look. ", XSS_TEXT]
+    assert_inert(page, dialogs)
 
 
 def test_auth_close_sends_the_user_to_login(page: Page, live_server_url: str, alice: Any) -> None:
