@@ -13,13 +13,21 @@ from django.conf import settings
 
 from pam_hybrid.providers.client_cache import cached_client
 
+MAX_CONNECTIONS = 256
+
 
 def redis_client(loop: asyncio.AbstractEventLoop | None = None) -> redis.Redis | None:
     url: str = getattr(settings, "REDIS_URL", "")
     if not url:
         return None
-    return cached_client(
-        ("redis", url),
-        lambda: redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5, health_check_interval=30),
-        loop,
+    return cached_client(("redis", url), lambda: _connect(url), loop)
+
+
+def _connect(url: str) -> redis.Redis:
+    # A pool that waits for a free connection (briefly) rather than failing at once when every one is busy: under
+    # load redis-py's default pool raised at 100 connections, and breakers and claims went without Redis.
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=1.0, socket_timeout=1.0, socket_connect_timeout=0.5,
+        health_check_interval=30,
     )
+    return redis.Redis(connection_pool=pool)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
 from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -93,6 +95,13 @@ def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
     Conversation.objects.filter(id=answer.conversation_id).update(updated_at=timezone.now())
 
 
+def checkpoint_and_sweep(*, answers: list[Answer], live_ids: Collection[uuid.UUID], older_than: timedelta) -> int:
+    """One round of upkeep in one job: this process's live answers first (their heartbeat), then the sweep, which
+    never takes this process's own live answers for dead, however long the job waited for the database thread."""
+    answers_checkpoint(answers)
+    return stale_answers_sweep(older_than=older_than, sparing=live_ids)
+
+
 def answers_checkpoint(answers: list[Answer]) -> None:
     """Save the text so far of answers still streaming, and mark them alive (the sweep spares them)."""
     now = timezone.now()
@@ -106,12 +115,14 @@ INTERRUPTED_ERROR = "The server stopped before this answer finished."
 
 
 @transaction.atomic
-def stale_answers_sweep(*, older_than: timedelta) -> int:
+def stale_answers_sweep(*, older_than: timedelta, sparing: Collection[uuid.UUID] = ()) -> int:
     """Mark answers left `streaming` by a crashed process (no heartbeat for `older_than`) as interrupted: partial
-    if some text was saved, error if none, with an estimated usage record. Returns how many were marked."""
+    if some text was saved, error if none, with an estimated usage record. The answers in `sparing` (this process's
+    own, alive whatever their heartbeat says) are left alone. Returns how many were marked."""
     stale = list(
         Message.objects.select_for_update(skip_locked=True)
         .filter(status=Message.Status.STREAMING, updated_at__lt=timezone.now() - older_than)
+        .exclude(id__in=list(sparing))
         .select_related("conversation")
     )
     for message in stale:

@@ -195,7 +195,7 @@ async def test_a_users_stop_does_not_count_against_the_provider(user: Any, fake_
     await communicator.disconnect()
     assert frames[-1]["metadata"]["finish_reason"] == "cancelled"
     status = await provider_breaker().status("openai")
-    assert status.window_failures == 0 and status.window_calls == 0
+    assert status.window_failures == 0 and status.consecutive_failures == 0 and status.state == "closed"
 
 
 # --- the breaker ------------------------------------------------------------------------------------------------
@@ -220,10 +220,16 @@ async def test_breaker_opens_then_skips_the_provider_then_probes_and_closes(
     assert [r.provider for r in fake_upstream.requests].count("openai") == 2
 
     await asyncio.sleep(0.6)  # the cool-down
-    fake_upstream.enqueue(Scenario(provider="openai", text=ANSWER))
-    frames = await ask(user)  # the probe
+    fake_upstream.enqueue(Scenario(provider="openai", text=ANSWER, token_delay_ms=100))
+    probe = await connect(user)
+    await probe.send_json_to(message("hi", route="simple", client_msg_id="probe"))
+    frames = [await probe.receive_json_from(timeout=5), await probe.receive_json_from(timeout=5)]
+    assert frames[-1]["chunk_type"] == "token"
+    await asyncio.sleep(0.05)
+    assert (await provider_breaker().status("openai")).state == "closed"  # at the probe's first token already
+    frames += await receive_until_done(probe)
+    await probe.disconnect()
     assert frames[-1]["metadata"]["provider"] == "openai" and text_of(frames) == ANSWER
-    assert (await provider_breaker().status("openai")).state == "closed"
     events = [e async for e in BreakerEvent.objects.filter(provider="openai").order_by("at")]
     assert [(e.from_state, e.to_state) for e in events] == [
         ("closed", "open"), ("open", "half_open"), ("half_open", "closed")

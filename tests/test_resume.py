@@ -175,7 +175,7 @@ async def test_live_answers_are_checkpointed_and_dead_ones_swept(
         conversation=conversation, role="assistant", status="streaming", content="half an ans",
         reply_to=question, provider="openai", model="gpt-4o-mini",
     )
-    await Message.objects.filter(id=orphan.id).aupdate(updated_at=timezone.now() - timedelta(seconds=10))
+    await Message.objects.filter(id=orphan.id).aupdate(updated_at=timezone.now() - timedelta(seconds=60))
 
     fake_upstream.enqueue(Scenario(text=WORDS, token_delay_ms=100))
     communicator = await connect(user)  # a process's first socket starts its upkeep: the start-up sweep
@@ -197,9 +197,13 @@ async def test_live_answers_are_checkpointed_and_dead_ones_swept(
     assert communicator_frames[-1]["metadata"]["status"] == "complete"
 
 
-async def test_sweep_spares_rows_with_a_recent_heartbeat(user: Any) -> None:
+async def test_sweep_spares_rows_with_a_recent_heartbeat_and_this_processs_own(user: Any) -> None:
     conversation = await Conversation.objects.acreate(owner=user, title="t")
     await Message.objects.acreate(conversation=conversation, role="assistant", status="streaming")
-    swept = await database_sync_to_async(services.stale_answers_sweep)(older_than=timedelta(seconds=15))
+    mine = await Message.objects.acreate(conversation=conversation, role="assistant", status="streaming")
+    await Message.objects.filter(id=mine.id).aupdate(updated_at=timezone.now() - timedelta(minutes=5))
+    swept = await database_sync_to_async(services.stale_answers_sweep)(
+        older_than=timedelta(seconds=15), sparing={mine.id}
+    )
     assert swept == 0
-    assert await Message.objects.filter(status="streaming").acount() == 1
+    assert await Message.objects.filter(status="streaming").acount() == 2

@@ -83,13 +83,20 @@ class ResilientRound:
         """One call; from its first content chunk on, it is the round's call (no retry, no fallback)."""
         model_round = self.make_round(target)
         outcome, reason = "release", ""
+        answered = False
         try:
             async for chunk in model_round.stream(self.settings, answer, answer_started):
-                if self.model_round is None and chunk.chunk_type in _CONTENT:
+                first_content = self.model_round is None and chunk.chunk_type in _CONTENT
+                if first_content:
                     self.model_round = model_round
                     if fallback:
                         chunk.metadata.update(provider=answer.provider, model=answer.model, fallback=answer.fallback)
                 yield chunk
+                if first_content:
+                    # The provider is answering: that is its health. Reported now (after the token went out), so a
+                    # half-open probe closes the breaker at its first token, not after a whole answer.
+                    answered = True
+                    await self.breaker.success(permit)
             if model_round.finish is None:
                 raise StreamInterrupted(f"{target.provider.name}: stream ended without a stop reason")
             self.model_round = model_round
@@ -99,8 +106,10 @@ class ResilientRound:
                 outcome, reason = "failure", str(exc)
             raise
         finally:
-            # A user's cancel, or our own rejected request, says nothing about the provider: released.
-            await asyncio.shield(self._report(permit, outcome, reason))
+            # A user's cancel, or our own rejected request, says nothing about the provider: released. A failure
+            # after the first token still counts (a probe's, by then, is stale and ignored).
+            if outcome == "failure" or not answered:
+                await asyncio.shield(self._report(permit, outcome, reason))
 
     async def _report(self, permit: Permit, outcome: str, reason: str) -> None:
         if outcome == "success":

@@ -20,13 +20,16 @@ async def with_deadlines(
     Only content (text or a tool call) counts as progress; usage, pings and bookkeeping do not.
     """
     deadline = answer_started + settings.total_timeout_ms / 1000
+    # From the request on, not per event: the provider's acceptance (headers) must not restart the first-token clock.
+    first_token_deadline = time.perf_counter() + settings.first_token_timeout_ms / 1000
     seen_content = False
     try:
         while True:
-            limit_s = (settings.idle_timeout_ms if seen_content else settings.first_token_timeout_ms) / 1000
-            remaining_s = deadline - time.perf_counter()
+            now = time.perf_counter()
+            limit_s = settings.idle_timeout_ms / 1000 if seen_content else first_token_deadline - now
+            remaining_s = deadline - now
             try:
-                async with asyncio.timeout(min(limit_s, max(remaining_s, 0))):
+                async with asyncio.timeout(max(min(limit_s, remaining_s), 0)):
                     event = await anext(events)
             except StopAsyncIteration:
                 return

@@ -101,11 +101,19 @@ def _specs_for(tools: tuple[Tool[Any], ...]) -> tuple[ToolSpec, ...]:
 
 
 async def _save(user: AbstractBaseUser, user_saved: asyncio.Future[None], answer: Answer) -> None:
+    """Save the answer and log its one line; a task of its own, so cancelling the answer cannot cut it short."""
     try:
         await user_saved
         await database_sync_to_async(services.answer_save)(user=user, answer=answer)
     except Exception:
         logger.exception("could not save answer %s", answer.message_id)
+    usage = answer.usage
+    logger.info(
+        "answer message=%s user=%s route=%s provider=%s model=%s calls=%d in=%d out=%d cost=%s ttft_ms=%s "
+        "total_ms=%s outcome=%s", answer.message_id, user.pk, answer.route, answer.provider, answer.model,
+        len(answer.calls), usage.input_tokens, usage.output_tokens, answer.cost_usd, answer.ttft_ms,
+        answer.total_ms, answer.outcome,
+    )
 
 
 class ConversationNotFound(Exception):
@@ -276,13 +284,6 @@ class AnswerStream:
         user_saved = self._start_user_message_save(answer)
         self.saved = asyncio.ensure_future(_save(self.request.user, user_saved, answer))
         await asyncio.shield(self.saved)
-        usage = answer.usage
-        logger.info(
-            "answer message=%s user=%s route=%s provider=%s model=%s calls=%d in=%d out=%d cost=%s ttft_ms=%s "
-            "total_ms=%s outcome=%s", answer.message_id, self.request.user.pk, answer.route, answer.provider,
-            answer.model, len(answer.calls), usage.input_tokens, usage.output_tokens, answer.cost_usd,
-            answer.ttft_ms, answer.total_ms, answer.outcome,
-        )
 
 
 async def prepare_providers() -> None:

@@ -51,6 +51,7 @@ class LiveAnswer:
         self.frames: list[tuple[StreamChunk, str]] = []
         self._seats: list[_Seat] = []
         self._grace: asyncio.TimerHandle | None = None
+        self._stopping = False
         _registry()[self.message_id] = self
         self.task = asyncio.create_task(self._run(), name=f"answer-{self.message_id}")
         self.task.add_done_callback(lambda _: self._forget())
@@ -122,7 +123,7 @@ class LiveAnswer:
     def unfollow(self, follower: Follower) -> None:
         """Stop sending to `follower`; with nobody left, the answer waits the grace period for a resume."""
         self._seats = [seat for seat in self._seats if seat.follower is not follower]
-        if self._seats or self.done or self._grace is not None:
+        if self._seats or self.done or self._stopping or self._grace is not None:
             return
         if self.resume_grace_s <= 0:
             self.stop("disconnected")
@@ -137,7 +138,9 @@ class LiveAnswer:
 
     def stop(self, reason: str = "cancelled") -> None:
         """End the answer now (the upstream request is closed, the partial answer saved)."""
-        if not self.done:
+        if not self.done and not self._stopping:
+            # Once: a second cancel would interrupt the saving and settling that the first one started.
+            self._stopping = True
             self.stream.cancel_reason = reason
             self.task.cancel()
 

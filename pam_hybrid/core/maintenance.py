@@ -19,6 +19,7 @@ from pam_hybrid.core import live, shutdown
 logger = logging.getLogger(__name__)
 
 STALE_AFTER_INTERVALS = 3
+STALE_AFTER_MIN_S = 30.0
 
 _tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
@@ -32,13 +33,14 @@ def ensure_running() -> None:
 
 
 async def tick() -> int:
-    """One round: checkpoint this process's live answers, then sweep stale ones. Returns how many were swept."""
+    """One round: checkpoint this process's live answers, then sweep dead ones. Returns how many were swept."""
     interval_s = pam_settings().checkpoint_interval_ms / 1000
-    answers = [a.stream.answer for a in live.live_answers() if a.stream.answer is not None and a.stream.row_saved]
-    if answers:
-        await database_sync_to_async(services.answers_checkpoint)(answers)
-    swept = await database_sync_to_async(services.stale_answers_sweep)(
-        older_than=timedelta(seconds=interval_s * STALE_AFTER_INTERVALS)
+    running = list(live.live_answers())
+    swept = await database_sync_to_async(services.checkpoint_and_sweep)(
+        answers=[a.stream.answer for a in running if a.stream.answer is not None and a.stream.row_saved],
+        live_ids={a.message_id for a in running},
+        # Other processes' heartbeats can be late too (a busy database thread): never less than half a minute.
+        older_than=timedelta(seconds=max(interval_s * STALE_AFTER_INTERVALS, STALE_AFTER_MIN_S)),
     )
     if swept:
         logger.warning("marked %d answers left streaming by a stopped process as interrupted", swept)
