@@ -112,6 +112,19 @@ async def test_socket_from_a_foreign_origin_is_refused(live_server_url: str, ses
     assert refused.value.response.status_code == 403
 
 
+async def test_server_refuses_a_frame_over_its_size_limit_before_the_app_sees_it(
+    live_server_url: str, session_cookie: str
+) -> None:
+    async with connect(ws_url(live_server_url), origin=live_server_url, max_size=None,
+                       additional_headers={"Cookie": session_cookie}) as ws:
+        await ws.send(json.dumps({"type": "message", "content": "x" * (2 * 1024 * 1024), "stream": True}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    # daphne's 1 MiB message limit: autobahn drops the connection (with 1009 when the close frame gets out).
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
+    assert not await sync_to_async(Message.objects.exists)()
+
+
 def test_chat_page_and_static_files_are_served(live_server_url: str) -> None:
     with urllib.request.urlopen(live_server_url + "/accounts/login/") as response:
         assert response.status == 200
