@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,9 @@ from pam_hybrid.exceptions import BadInput
 
 ROUTE_CHOICES = ("auto", "simple", "complex")
 CLIENT_MSG_ID_MAX = 100
+# NUL (PostgreSQL's text columns refuse it) and unpaired surrogates (a JSON escape such as "\ud800" decodes to one;
+# it has no UTF-8 form, so neither the database, the SDKs nor the socket can carry it).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +47,13 @@ def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | Contr
         raise BadInput("frame too large", user_message=f"That frame is larger than {settings.max_frame_bytes} bytes.")
     try:
         data: Any = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         raise BadInput("invalid json", user_message="That frame is not valid JSON.") from exc
+    except (RecursionError, ValueError) as exc:
+        # Nesting deeper than the parser's recursion limit, or an integer longer than Python converts (4300 digits).
+        raise BadInput(
+            "unreadable json", user_message="That frame is nested too deeply or holds too long a number."
+        ) from exc
     if not isinstance(data, dict):
         raise BadInput("not an object", user_message="A frame must be a JSON object with a \"type\".")
     kind = data.get("type")
@@ -80,6 +89,9 @@ def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
             user_message=f"That message is too long ({len(content)} characters; the limit is "
             f"{settings.max_message_chars}).",
         )
+    if _UNSTORABLE.search(content):
+        raise BadInput("unstorable content", user_message="That message contains characters that cannot be sent "
+                       "(a NUL, or half of an emoji or other symbol); remove them and send it again.")
     conversation_id = data.get("conversation_id")
     if conversation_id is not None and not isinstance(conversation_id, str):
         raise BadInput("bad conversation_id", user_message="\"conversation_id\" must be a string or null.")
@@ -89,6 +101,9 @@ def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
     client_msg_id = data.get("client_msg_id", "")
     if not isinstance(client_msg_id, str) or len(client_msg_id) > CLIENT_MSG_ID_MAX:
         raise BadInput("bad client_msg_id", user_message="\"client_msg_id\" must be a short string.")
+    if _UNSTORABLE.search(client_msg_id):
+        raise BadInput("unstorable client_msg_id", user_message="\"client_msg_id\" must not contain a NUL or half "
+                       "of a character.")
     return MessageFrame(
         content=content,
         conversation_id=conversation_id or None,

@@ -17,6 +17,11 @@ from pam_hybrid.models import Conversation, Message, UsageRecord
 from pam_hybrid.selectors import conversation_get_for_user
 
 TITLE_CHARS = 80
+
+
+def _storable(text: str) -> str:
+    """Model output as the database can hold it: PostgreSQL's text columns refuse NUL, which a model may emit."""
+    return text.replace("\x00", "\ufffd")
 HISTORY_LIMIT = 50
 
 
@@ -59,7 +64,7 @@ def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> No
 def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
     """Save the assistant's answer over its placeholder (whatever its outcome) with its usage record."""
     Message.objects.filter(id=answer.message_id).update(
-        content=answer.text,
+        content=_storable(answer.text),
         status=answer.status,
         route=answer.route,
         provider=answer.provider,
@@ -107,7 +112,7 @@ def answers_checkpoint(answers: list[Answer]) -> None:
     now = timezone.now()
     for answer in answers:
         Message.objects.filter(id=answer.message_id, status=Message.Status.STREAMING).update(
-            content=answer.text, stream_log=list(answer.stream_log), updated_at=now
+            content=_storable(answer.text), stream_log=list(answer.stream_log), updated_at=now
         )
 
 

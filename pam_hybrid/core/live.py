@@ -52,6 +52,7 @@ class LiveAnswer:
         self._seats: list[_Seat] = []
         self._grace: asyncio.TimerHandle | None = None
         self._stopping = False
+        self._finished = False
         _registry()[self.message_id] = self
         self.task = asyncio.create_task(self._run(), name=f"answer-{self.message_id}")
         self.task.add_done_callback(lambda _: self._forget())
@@ -62,7 +63,8 @@ class LiveAnswer:
 
     @property
     def done(self) -> bool:
-        return self.task.done()
+        """True once the last chunk is out (the task may still be tidying up: no socket should wait for that)."""
+        return self._finished or self.task.done()
 
     async def _run(self) -> None:
         channel = owners.local_channel()
@@ -92,6 +94,7 @@ class LiveAnswer:
     async def _publish(self, chunk: StreamChunk) -> None:
         text = frame_text(chunk)
         self.frames.append((chunk, text))
+        self._finished = chunk.chunk_type in _FINAL
         seq = len(self.frames) - 1
         for seat in tuple(self._seats):
             if seat.next_seq == seq:
@@ -145,6 +148,7 @@ class LiveAnswer:
             self.task.cancel()
 
 
+_FINAL = frozenset({"end", "error"})
 _LIVE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[uuid.UUID, LiveAnswer]] = weakref.WeakKeyDictionary()
 
 

@@ -7,6 +7,7 @@ in-band `error` payload with no status at all.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pam_hybrid.exceptions import (
@@ -21,11 +22,17 @@ _REJECTED_STATUSES = frozenset({400, 401, 403, 404, 413, 422})
 _RATE_LIMIT_TYPES = frozenset({"rate_limit_error", "rate_limit_exceeded", "insufficient_quota"})
 
 
+_ERROR_TYPE = re.compile(r"[a-z_]{1,40}")
+
+
 def _error_type(body: Any) -> str:
+    """The error body's type (e.g. "overloaded_error"), only if it looks like one: it goes into logs and records,
+    and nothing else of an upstream body may."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict):
-            return str(inner.get("type") or inner.get("code") or "")
+            kind = str(inner.get("type") or inner.get("code") or "")
+            return kind if _ERROR_TYPE.fullmatch(kind) else ("unrecognised" if kind else "")
     return ""
 
 
