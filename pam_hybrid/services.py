@@ -61,6 +61,13 @@ def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> No
 
 
 @transaction.atomic
+def exchange_save(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
+    """The user's message and its finished answer in one transaction: for an answer no provider ever accepted."""
+    exchange_open(user=user, answer=answer, content=content)
+    answer_save(user=user, answer=answer)
+
+
+@transaction.atomic
 def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
     """Save the assistant's answer over its placeholder (whatever its outcome) with its usage record."""
     Message.objects.filter(id=answer.message_id).update(

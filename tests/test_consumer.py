@@ -46,14 +46,7 @@ async def receive_until_done(communicator: WebsocketCommunicator, wait_s: float 
 
 async def settled_answer(message_id: str, within_s: float = 5) -> tuple[Message, UsageRecord]:
     """The saved answer once it is no longer streaming (its task saves it after the socket has gone)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        answer = await Message.objects.filter(id=message_id).exclude(status=Message.Status.STREAMING).afirst()
-        if answer is not None or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    assert answer is not None, "the answer was not saved"
-    return await saved_answer(message_id)
+    return await saved_answer(message_id, within_s)
 
 
 def text_of(frames: list[dict[str, Any]]) -> str:
@@ -61,9 +54,24 @@ def text_of(frames: list[dict[str, Any]]) -> str:
 
 
 @database_sync_to_async
-def saved_answer(message_id: str) -> tuple[Message, UsageRecord]:
-    answer = Message.objects.select_related("usage", "reply_to").get(id=message_id)
-    return answer, answer.usage
+def _saved_answer(message_id: str) -> tuple[Message, UsageRecord] | None:
+    answer = (
+        Message.objects.select_related("usage", "reply_to").exclude(status=Message.Status.STREAMING)
+        .filter(id=message_id, usage__isnull=False).first()
+    )
+    return None if answer is None else (answer, answer.usage)
+
+
+async def saved_answer(message_id: str, within_s: float = 5) -> tuple[Message, UsageRecord]:
+    """The answer as saved. An answer no provider accepted is saved just after its last chunk went out."""
+    deadline = time.monotonic() + within_s
+    while True:
+        saved = await _saved_answer(message_id)
+        if saved is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    assert saved is not None, "the answer was not saved"
+    return saved
 
 
 async def test_simple_query_streams_from_openai_and_records_usage(user: Any, fake_upstream: FakeUpstream) -> None:

@@ -100,11 +100,16 @@ def _specs_for(tools: tuple[Tool[Any], ...]) -> tuple[ToolSpec, ...]:
     return tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in tools)
 
 
-async def _save(user: AbstractBaseUser, user_saved: asyncio.Future[None], answer: Answer) -> None:
-    """Save the answer and log its one line; a task of its own, so cancelling the answer cannot cut it short."""
+async def _save(user: AbstractBaseUser, user_saved: asyncio.Future[None] | None, answer: Answer,
+                content: str) -> None:
+    """Save the answer and log its one line; a task of its own, so cancelling the answer cannot cut it short.
+    Without `user_saved` (no provider ever accepted the request) the whole exchange is saved in one transaction."""
     try:
-        await user_saved
-        await database_sync_to_async(services.answer_save)(user=user, answer=answer)
+        if user_saved is None:
+            await database_sync_to_async(services.exchange_save)(user=user, answer=answer, content=content)
+        else:
+            await user_saved
+            await database_sync_to_async(services.answer_save)(user=user, answer=answer)
     except Exception:
         logger.exception("could not save answer %s", answer.message_id)
     usage = answer.usage
@@ -274,16 +279,22 @@ class AnswerStream:
         return self._user_saved
 
     async def _finish(self, answer: Answer) -> None:
-        """Settle the last chunk and save the answer with it: shielded, so a second cancellation cannot lose it."""
+        """Settle the last chunk and save the answer with it: shielded, so a second cancellation cannot lose it.
+
+        An answer no provider ever accepted (every breaker open, every attempt refused, a stop before the first
+        token) streamed nothing: its last chunk goes out without waiting for the save (`saved`, which whoever runs
+        the stream awaits before letting go of it)."""
         answer.total_ms = _ms_since(self.started)
         metadata = answer_metadata(answer)
         if answer.outcome == "error":
             self.final = self._numbered(StreamChunk("error", answer.error, {**metadata, "code": "provider_error"}))
         else:
             self.final = self._numbered(StreamChunk("end", "", metadata))
-        user_saved = self._start_user_message_save(answer)
-        self.saved = asyncio.ensure_future(_save(self.request.user, user_saved, answer))
-        await asyncio.shield(self.saved)
+        self.saved = asyncio.ensure_future(
+            _save(self.request.user, self._user_saved, answer, self.request.content)
+        )
+        if self._user_saved is not None:
+            await asyncio.shield(self.saved)
 
 
 async def prepare_providers() -> None:

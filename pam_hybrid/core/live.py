@@ -73,6 +73,8 @@ class LiveAnswer:
             async with contextlib.aclosing(self.stream.chunks()) as chunks:
                 async for chunk in chunks:
                     await self._publish(chunk)
+            if self.stream.saved is not None:
+                await asyncio.shield(self.stream.saved)  # registered (so resumable) until it is saved
         except asyncio.CancelledError:
             # Stopped: the stream saved what it had and settled its last chunk; followers still get it.
             if self.stream.saved is not None:
