@@ -22,19 +22,23 @@ Then:
 * **verify**: one more message must end with an ``error`` chunk saying "temporarily unavailable", with no new
   request at the fake (else the run stops: the breakers are not open);
 * ``--warmup`` messages (not measured), then one client sending ``--sequential`` messages one after another,
-  then ``--concurrent`` clients, connected first and started together, ``--per-client`` messages each;
+  then ``--concurrent`` clients, connected first and started together, ``--per-client`` messages each; each
+  client sends its next message as soon as the previous ``error`` has come, or ``--think-ms`` later;
 * the fake's request count must not move during all that (reported; non-zero fails the run).
 
 Per message it records (client clocks: ``perf_counter`` for the figures, ``time.time()`` to compare with the
 server's chunk timestamps, the same wall clock of the same host): send → ``start`` chunk and send → ``error``
-chunk. The ``error`` is sent after the answer's rows are saved (the user's message with its placeholder, then
-the answer with its usage record: two small transactions), so that is in the figure. The split, from the
-chunks' own ``timestamp`` (made when the server creates the chunk) and the error's ``total_ms`` (from the
-answer's creation to just before the error chunk is made):
+chunk. Up to ``211fc3c`` the server sent the ``error`` only after saving the exchange (the user's message with
+its placeholder, then the answer with its usage record: two small transactions); since ``e967e4f`` it sends it
+first and saves the exchange in one transaction after, while the client may already send its next message.
+Either way it is what the client waits for. The split, from the chunks' own ``timestamp`` (made when the server
+creates the chunk) and the error's ``total_ms`` (from the answer's creation to just before the error chunk is
+made):
 
-* *pre*: client send → the answer is created (frame received and parsed, claim of the ``client_msg_id``);
+* *pre*: client send → the answer is created (frame received and parsed, claim of the ``client_msg_id``,
+  per-user limits);
 * *answer*: ``total_ms`` (the ``start`` chunk made and sent, both breakers asked, the error settled);
-* *save+send*: the error chunk made → the client has it (the two transactions, the log line, the frame).
+* *save+send*: the error chunk made → the client has it (the saves where they come first, the frame).
 
 Also the ping → pong round trip on the same socket (the transport's own floor), CPU per message of the daphne
 process (and of local PostgreSQL/Redis), what the rest of the host used meanwhile (*others %CPU*) and
@@ -233,6 +237,15 @@ def db_probe(count: int, directory: str) -> None:
                 timings["hop"].append((hop - started) * 1000)
                 timings["exchange_open"].append((between - hop) * 1000)
                 timed("answer_save", between)
+        if hasattr(services, "exchange_save"):  # since e967e4f: the whole exchange in one transaction
+            timings["exchange_save"] = []
+            whole = database_sync_to_async(counted("exchange_save", services.exchange_save))
+            for index in range(count + 3):
+                answer = new_answer()
+                started = time.perf_counter()
+                await whole(user=user, answer=answer, content=f"{QUESTION} [bench:probe-one-{index}]")
+                if index >= 3:
+                    timed("exchange_save", started)
 
     asyncio.run(run())
     path = Path(directory) / "fsync-probe.bin"
@@ -408,8 +421,11 @@ async def _send_once(ws: ClientConnection, sample: Sample, expect_open: bool) ->
                 return
 
 
-async def run_client(ws: ClientConnection, samples: list[Sample], limit_s: float) -> None:
+async def run_client(ws: ClientConnection, samples: list[Sample], limit_s: float, think_s: float = 0.0) -> None:
+    """Send the samples' messages one after another, `think_s` apart (after each error, before the next send)."""
     for index, sample in enumerate(samples):
+        if index and think_s:
+            await asyncio.sleep(think_s)
         try:
             await send_message(ws, sample, limit_s)
         except (TimeoutError, ConnectionClosed) as exc:
@@ -432,7 +448,8 @@ async def ping_rtts(ws: ClientConnection, count: int, limit_s: float) -> list[fl
     return rtts
 
 
-async def run_scenario(result: ScenarioResult, target: Target, limit_s: float, pings: int) -> ScenarioResult:
+async def run_scenario(result: ScenarioResult, target: Target, limit_s: float, pings: int,
+                       think_s: float = 0.0) -> ScenarioResult:
     plans = [
         [Sample(result.name, f"{result.name}-{client:03d}-{index:04d}") for index in range(result.per_client)]
         for client in range(result.clients)
@@ -445,7 +462,9 @@ async def run_scenario(result: ScenarioResult, target: Target, limit_s: float, p
         result.loadavg_before = loadavg()
         cpu_before, reading_before = target.server_cpu_seconds()[0], target.cpu_reading()
         started = time.perf_counter()
-        await asyncio.gather(*(run_client(ws, plan, limit_s) for ws, plan in zip(sockets, plans, strict=True)))
+        await asyncio.gather(*(
+            run_client(ws, plan, limit_s, think_s) for ws, plan in zip(sockets, plans, strict=True)
+        ))
         result.wall_s = time.perf_counter() - started
         reading_after, cpu_after = target.cpu_reading(), target.server_cpu_seconds()[0]
         result.loadavg_after = loadavg()
@@ -515,7 +534,7 @@ async def run_all(args: argparse.Namespace, target: Target, upstream: Upstream, 
             if scenario.clients and scenario.per_client:
                 print(f"running: {scenario.label} ...", flush=True)
                 pings = args.pings if scenario.name == "sequential" else 0
-                await run_scenario(scenario, target, args.message_timeout, pings)
+                await run_scenario(scenario, target, args.message_timeout, pings, args.think_ms / 1000)
         requests_after = len(upstream.recorded()["requests"])
     return Run(opener=opener, verify=verify, opened_by=opened_by, results=scenarios,
                requests_before=requests_before, requests_after=requests_after)
@@ -652,7 +671,7 @@ def render_report(run: Run, stats: dict[str, dict[str, Any]], args: argparse.Nam
     breakers = "Redis" if os.environ.get("REDIS_URL") else "in process"
     lines = [
         f"Open breakers: message sent -> its error chunk, ms (database {database}, breakers {breakers}, "
-        "1 daphne process, DEBUG off)",
+        f"1 daphne process, DEBUG off, clients pause {args.think_ms:g} ms between messages)",
         *_table(
             ["scenario", "samples", "median", "p90", "p99", "max", f">={TARGET_MS:g}ms", "failed", "srv CPU ms/msg",
              "pg+redis ms/msg", "others %CPU"],
@@ -668,7 +687,7 @@ def render_report(run: Run, stats: dict[str, dict[str, Any]], args: argparse.Nam
         "",
         "where the time goes, medians (p99), ms: pre = sent -> answer created; answer = the error's total_ms "
         "(start chunk made and sent, both breakers asked); start->error = start chunk made -> error chunk made; "
-        "save+send = error chunk made -> client has it (2 transactions, log line, frame); "
+        "save+send = error chunk made -> client has it (the saves if the server makes them first, the frame); "
         "sent->error made = pre + answer (everything but the saves and the send)",
         *_table(["scenario", "pre", "answer", "start->error", "save+send", "sent->error made"],
                 [[entry["label"], *(f"{_ms(entry[key]['median'])} ({_ms(entry[key]['p99'])})"
@@ -695,6 +714,10 @@ def render_report(run: Run, stats: dict[str, dict[str, Any]], args: argparse.Nam
                                                              "SQL statements)"),
                                            ("answer_save", f"answer_save (tx 2, {statements.get('answer_save')} "
                                                            "SQL statements)")))
+            + ("" if "exchange_save" not in probe else
+               f"; exchange_save (both in one transaction, {statements.get('exchange_save')} SQL statements) "
+               f"{_ms(probe['exchange_save']['median'])} / {_ms(probe['exchange_save']['p90'])} / "
+               f"{_ms(probe['exchange_save']['max'])}")
             + f"; a 4 KiB write + fsync in {where}: {_ms(probe['fsync']['median'])} / {_ms(probe['fsync']['p90'])}"
             f" / {_ms(probe['fsync']['max'])}")
     opened = ", ".join(f"{record['provider']} HTTP {record['status']}" for record in run.opened_by)
@@ -772,6 +795,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrent", type=int, default=20, help="concurrent clients (20)")
     parser.add_argument("--per-client", type=int, default=10, help="messages per concurrent client (10)")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured messages sent first (20)")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="pause of each client between an error and its next message (0: at once)")
     parser.add_argument("--pings", type=int, default=50, help="ping round trips timed before the sequential run")
     parser.add_argument("--timeout", type=float, default=180.0, help="overall time limit, seconds (180)")
     parser.add_argument("--message-timeout", type=float, default=15.0, help="per-message limit, seconds (15)")
@@ -783,7 +808,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.sequential, args.concurrent, args.per_client, args.warmup, args.pings, args.db_probe) < 0:
+    if min(args.sequential, args.concurrent, args.per_client, args.warmup, args.pings, args.db_probe,
+           args.think_ms) < 0:
         parser.error("counts must be >= 0")
     return args
 
