@@ -16,6 +16,11 @@ from pam_hybrid.providers.client_cache import cached_client
 MAX_CONNECTIONS = 256
 
 
+def redis_key(name: str) -> str:
+    """A key in this deployment's namespace (PAM_REDIS_PREFIX), so that several deployments can share one Redis."""
+    return f"{getattr(settings, 'PAM_REDIS_PREFIX', 'pam:')}{name}"
+
+
 def redis_client(loop: asyncio.AbstractEventLoop | None = None) -> redis.Redis | None:
     url: str = getattr(settings, "REDIS_URL", "")
     if not url:

@@ -7,12 +7,11 @@ import asyncio
 import weakref
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.core.breaker import BreakerConfig, CircuitBreaker, MemoryBreakerStore, RedisBreakerStore, Transition
 from pam_hybrid.models import BreakerEvent
-from pam_hybrid.redis_client import redis_client
+from pam_hybrid.redis_client import redis_client, redis_key
 
 _breakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[object, ...], CircuitBreaker]] = (
     weakref.WeakKeyDictionary()
@@ -44,7 +43,7 @@ def _record(transition: Transition) -> None:
 def provider_breaker() -> CircuitBreaker:
     """This event loop's breaker for the current settings (one per process in a server)."""
     config = breaker_config()
-    prefix = f"{getattr(settings, 'PAM_REDIS_PREFIX', 'pam:')}breaker:"
+    prefix = redis_key("breaker:")
     client = redis_client()
     key = (config, prefix, client is not None)
     per_loop = _breakers.setdefault(asyncio.get_running_loop(), {})

@@ -8,10 +8,9 @@ import logging
 import uuid
 from collections import OrderedDict
 
-from django.conf import settings
 from redis.exceptions import RedisError
 
-from pam_hybrid.redis_client import redis_client
+from pam_hybrid.redis_client import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ _memory: OrderedDict[str, uuid.UUID] = OrderedDict()
 
 
 def _key(user_id: object, client_msg_id: str) -> str:
-    return f"{getattr(settings, 'PAM_REDIS_PREFIX', 'pam:')}claim:{user_id}:{client_msg_id}"
+    return redis_key(f"claim:{user_id}:{client_msg_id}")
 
 
 async def claim(user_id: object, client_msg_id: str, message_id: uuid.UUID) -> uuid.UUID | None:

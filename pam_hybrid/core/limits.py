@@ -18,14 +18,13 @@ from decimal import Decimal
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.db.models import Sum
 from redis.exceptions import RedisError
 
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.core.chunks import StreamChunk
 from pam_hybrid.models import UsageRecord
-from pam_hybrid.redis_client import redis_client
+from pam_hybrid.redis_client import redis_client, redis_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +156,7 @@ return {0, '0'}
 
 
 def _keys(user_id: object, day: float) -> list[str]:
-    prefix = f"{getattr(settings, 'PAM_REDIS_PREFIX', 'pam:')}limit:{user_id}:"
+    prefix = redis_key(f"limit:{user_id}:")
     return [f"{prefix}answers", f"{prefix}messages", f"{prefix}spend:{datetime.fromtimestamp(day, UTC):%Y-%m-%d}"]
 
 

@@ -10,11 +10,10 @@ import uuid
 import weakref
 
 from channels.layers import get_channel_layer
-from django.conf import settings
 from redis.exceptions import RedisError
 
 from pam_hybrid.conf import pam_settings
-from pam_hybrid.redis_client import redis_client
+from pam_hybrid.redis_client import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def shared() -> bool:
 
 
 def _key(message_id: uuid.UUID | str) -> str:
-    return f"{getattr(settings, 'PAM_REDIS_PREFIX', 'pam:')}answer:{message_id}"
+    return redis_key(f"answer:{message_id}")
 
 
 async def announce(message_id: uuid.UUID, channel: str) -> None:
