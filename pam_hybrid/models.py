@@ -16,6 +16,10 @@ class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays",
+        help_text="The conversation this one re-ran through the gateway (replay_conversation).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,6 +137,9 @@ class BreakerEvent(models.Model):
     from_state = models.CharField(max_length=16)
     to_state = models.CharField(max_length=16)
     reason = models.CharField(max_length=300)
+    actor = models.CharField(
+        max_length=150, blank=True, help_text="Who forced the change (a staff user or a command); empty when automatic."
+    )
     at = models.DateTimeField(db_index=True)
 
     class Meta:
