@@ -21,6 +21,11 @@ def get_provider(name: str) -> Provider:
     return _PROVIDERS[name]
 
 
+def provider_names() -> list[str]:
+    """Every registered provider's name, sorted."""
+    return sorted(_PROVIDERS)
+
+
 async def warm_providers(settings: PamSettings) -> None:
     """Build the configured providers' clients in a worker thread, so the first answer does not pay for it."""
     loop = asyncio.get_running_loop()

@@ -15,7 +15,6 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from pam_hybrid.core import breaker as breaker_module
 from pam_hybrid.core.breaker import (
     BreakerConfig,
     BreakerStore,
@@ -24,6 +23,7 @@ from pam_hybrid.core.breaker import (
     Permit,
     RedisBreakerStore,
     Transition,
+    rules,
 )
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -352,6 +352,104 @@ async def _append(seen: list[Transition], transition: Transition) -> None:
     seen.append(transition)
 
 
+async def test_force_open_stays_open_without_probes_until_reset(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    seen: list[Transition] = []
+    breaker.on_transition(lambda transition: _append(seen, transition))
+
+    forced = await breaker.force_open("openai", actor="alice", reason="maintenance")
+
+    assert forced is not None
+    assert (forced.from_state, forced.to_state) == ("closed", "open")
+    assert (forced.reason, forced.actor) == ("maintenance", "alice")
+    assert abs(forced.at - datetime.now(UTC)) < timedelta(seconds=2)
+    status = await breaker.status("openai")
+    assert (status.state, status.forced_by, status.retry_at, status.opened_at) == ("open", "alice", None, forced.at)
+    await asyncio.sleep(COOLED_S)  # past the cool-down: an automatic open would probe now
+    assert [await breaker.acquire("openai") for _ in range(5)] == [None] * 5
+    assert (await breaker.status("openai")) == status
+
+    closed = await breaker.reset("openai", reason="maintenance over", actor="bob")
+
+    assert closed is not None
+    assert (closed.from_state, closed.to_state) == ("open", "closed")
+    assert (closed.reason, closed.actor) == ("maintenance over", "bob")
+    assert seen == [forced, closed]
+    status = await breaker.status("openai")
+    assert (status.state, status.forced_by, status.opened_at) == ("closed", "", None)
+    permit = await breaker.acquire("openai")
+    assert permit is not None and not permit.probe
+
+
+async def test_forcing_open_an_open_breaker_stops_its_probes(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    await fail(breaker, FAST.consecutive_failures)
+
+    forced = await breaker.force_open("openai", actor="alice")
+
+    assert forced is not None and (forced.from_state, forced.to_state) == ("open", "open")
+    assert forced.reason == "forced open by an administrator"
+    await asyncio.sleep(COOLED_S)
+    assert await breaker.acquire("openai") is None
+    assert (await breaker.status("openai")).state == "open"
+
+
+async def test_forcing_open_makes_earlier_permits_and_probes_stale(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    await open_then_cool(breaker)
+    probing = await probe(breaker)
+
+    forced = await breaker.force_open("openai", actor="alice")
+
+    assert forced is not None and forced.from_state == "half_open"
+    assert await breaker.success(probing) is None  # a probe from before cannot close a forced-open breaker
+    status = await breaker.status("openai")
+    assert (status.state, status.forced_by, status.probes_in_flight) == ("open", "alice", 0)
+    await breaker.reset("openai")
+    in_flight = await breaker.acquire("openai")
+    assert in_flight is not None
+    await breaker.force_open("openai", actor="alice")
+    await breaker.reset("openai")
+    assert await breaker.failure(in_flight, reason="late") is None
+    assert (await breaker.status("openai")).window_failures == 0
+
+
+async def test_forcing_open_twice_changes_nothing_and_keeps_who_did_it(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    assert await breaker.force_open("openai", actor="alice") is not None
+    before = await breaker.status("openai")
+
+    assert await breaker.force_open("openai", actor="bob") is None
+
+    assert await breaker.status("openai") == before
+    assert before.forced_by == "alice"
+    with pytest.raises(ValueError):
+        await breaker.force_open("anthropic", actor="")
+
+
+async def test_a_forced_open_redis_breaker_never_expires_and_holds_for_every_process() -> None:
+    async with redis_prefix() as (client, prefix):
+        other = Redis.from_url(REDIS_URL)
+        try:
+            store = RedisBreakerStore(client, prefix=prefix, state_ttl_s=60)
+            one = CircuitBreaker(store, FAST)
+            two = CircuitBreaker(RedisBreakerStore(other, prefix=prefix, state_ttl_s=60), FAST)
+            state_key = store.keys("openai")[0]
+            await fail(one)
+            assert 0 < await client.pttl(state_key) <= 60_000
+
+            await one.force_open("openai", actor="alice")
+
+            assert await client.pttl(state_key) == -1  # no expiry: a maintenance switch does not lapse
+            assert await two.acquire("openai") is None
+            assert (await two.status("openai")).forced_by == "alice"
+            await two.reset("openai", actor="bob")
+            assert 0 < await client.pttl(state_key) <= 60_000
+            assert await one.acquire("openai") is not None
+        finally:
+            await other.aclose()
+
+
 async def test_providers_have_separate_breakers(store: BreakerStore) -> None:
     breaker = CircuitBreaker(store, FAST)
     await fail(breaker, FAST.consecutive_failures, provider="openai")
@@ -403,7 +501,7 @@ async def test_redis_store_times_with_the_redis_clock(monkeypatch: pytest.Monkey
     skewed_s = 3600.0
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + skewed_s)
-    monkeypatch.setattr(breaker_module, "_now", lambda: real_time() + skewed_s)
+    monkeypatch.setattr(rules, "now", lambda: real_time() + skewed_s)
     async with redis_prefix() as (client, prefix):
         breaker = CircuitBreaker(RedisBreakerStore(client, prefix=prefix), FAST)
         transition = await fail(breaker, FAST.consecutive_failures)
