@@ -12,7 +12,9 @@ from pam_hybrid.models import Conversation, Message
 
 
 def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner_id=user.pk)
+    """The user's conversations for the chat sidebar: replays (replay_conversation) are left out, though their
+    owner can still open one by id."""
+    return Conversation.objects.filter(owner_id=user.pk, replay_of__isnull=True)
 
 
 def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str) -> Conversation | None:

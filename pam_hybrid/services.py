@@ -17,6 +17,11 @@ from pam_hybrid.models import Conversation, Message, UsageRecord
 from pam_hybrid.selectors import conversation_get_for_user
 
 TITLE_CHARS = 80
+REPLAY_TITLE_CHARS = 200  # Conversation.title's max_length
+
+_USAGE_FIELDS_ON_CONFLICT = [
+    f.name for f in UsageRecord._meta.concrete_fields if f.name not in ("id", "message", "created_at")
+]
 
 
 def _storable(text: str) -> str:
@@ -42,22 +47,34 @@ def conversation_history(*, user: AbstractBaseUser, conversation_id: str) -> lis
     ]
 
 
+def conversation_replay_create(*, original: Conversation) -> Conversation:
+    """The empty conversation a replay of `original` is answered into: the same owner (so its turns behave exactly as
+    theirs would), linked to the original, and titled after it."""
+    title = f"Replay of {original.title or original.id}"[:REPLAY_TITLE_CHARS]
+    return Conversation.objects.create(owner_id=original.owner_id, title=title, replay_of=original)
+
+
 @transaction.atomic
 def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
     """Save the user's message and a `streaming` placeholder for its answer, creating the conversation (titled
     after the message) if it is new. From here on the user's message always has an answer row."""
-    conversation, _ = Conversation.objects.get_or_create(
-        id=answer.conversation_id, owner_id=user.pk, defaults={"title": " ".join(content.split())[:TITLE_CHARS]}
+    # Two statements, not get_or_create's four: these rows are written while other answers stream. An existing id
+    # is the user's own (the gateway read its history first); a new one is a fresh uuid4, so nothing is taken over.
+    Conversation.objects.bulk_create(
+        [Conversation(id=answer.conversation_id, owner_id=user.pk, title=" ".join(content.split())[:TITLE_CHARS])],
+        ignore_conflicts=True,
     )
-    Message.objects.create(
-        id=answer.user_message_id, conversation=conversation, role=Message.Role.USER, content=content,
-        client_msg_id=answer.client_msg_id,
-    )
-    Message.objects.create(
-        id=answer.message_id, conversation=conversation, role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING, route=answer.route, provider=answer.provider, model=answer.model,
-        client_msg_id=answer.client_msg_id, reply_to_id=answer.user_message_id,
-    )
+    Message.objects.bulk_create([
+        Message(
+            id=answer.user_message_id, conversation_id=answer.conversation_id, role=Message.Role.USER,
+            content=content, client_msg_id=answer.client_msg_id,
+        ),
+        Message(
+            id=answer.message_id, conversation_id=answer.conversation_id, role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING, route=answer.route, provider=answer.provider, model=answer.model,
+            client_msg_id=answer.client_msg_id, reply_to_id=answer.user_message_id,
+        ),
+    ])
 
 
 @transaction.atomic
@@ -83,27 +100,33 @@ def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
         updated_at=timezone.now(),
     )
     usage = answer.usage
-    UsageRecord.objects.update_or_create(message_id=answer.message_id, defaults={
-        "user_id": user.pk,
-        "route": answer.route,
-        "provider": answer.provider,
-        "model": answer.model,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-        "model_calls": [call.as_record() for call in answer.calls],
-        "usage_estimated": usage.estimated or not answer.calls,
-        "cost_usd": answer.cost_usd,
-        "classification_ms": answer.classification_ms,
-        "ttft_ms": answer.ttft_ms,
-        "total_ms": answer.total_ms,
-        "outcome": answer.outcome,
-        "finish_reason": answer.finish_reason,
-        "attempts": answer.attempts,
-        "fallback_from": answer.fallback_from,
-        "fallback_reason": answer.fallback_reason[:200],
-    })
+    record = UsageRecord(
+        message_id=answer.message_id,
+        user_id=user.pk,
+        route=answer.route,
+        provider=answer.provider,
+        model=answer.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        model_calls=[call.as_record() for call in answer.calls],
+        usage_estimated=usage.estimated or not answer.calls,
+        cost_usd=answer.cost_usd,
+        classification_ms=answer.classification_ms,
+        ttft_ms=answer.ttft_ms,
+        total_ms=answer.total_ms,
+        outcome=answer.outcome,
+        finish_reason=answer.finish_reason,
+        attempts=answer.attempts,
+        fallback_from=answer.fallback_from,
+        fallback_reason=answer.fallback_reason[:200],
+    )
+    # One upsert statement (the sweep may have written an estimate for this answer if its process looked dead).
+    UsageRecord.objects.bulk_create(
+        [record], update_conflicts=True, unique_fields=["message"],
+        update_fields=_USAGE_FIELDS_ON_CONFLICT,
+    )
     Conversation.objects.filter(id=answer.conversation_id).update(updated_at=timezone.now())
 
 

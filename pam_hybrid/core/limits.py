@@ -72,8 +72,10 @@ def _spend_cap(cap: Decimal, retry_after_s: float) -> Refusal:
 
 @database_sync_to_async
 def _spent_since(user_id: object, since: float) -> Decimal:
+    # A replay (replay_conversation) is staff's spending in the owner's name: it does not count against the owner.
     total = UsageRecord.objects.filter(
-        user_id=str(user_id), created_at__gte=datetime.fromtimestamp(since, UTC)
+        user_id=str(user_id), created_at__gte=datetime.fromtimestamp(since, UTC),
+        message__conversation__replay_of__isnull=True,
     ).aggregate(total=Sum("cost_usd"))["total"]
     return total or Decimal(0)
 
