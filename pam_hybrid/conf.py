@@ -5,7 +5,7 @@ Read through `pam_settings()` each time rather than at import, so tests can over
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -48,6 +48,8 @@ class PamSettings:
     breaker_min_calls: int
     breaker_cooldown_ms: int
     breaker_probes: int
+    metrics_token: str = field(repr=False)
+    """PAM_METRICS_TOKEN: a bearer token that may read /metrics (empty: staff sessions only)."""
 
 
 def pam_settings() -> PamSettings:
@@ -89,4 +91,5 @@ def pam_settings() -> PamSettings:
         breaker_min_calls=getattr(s, "PAM_BREAKER_MIN_CALLS", 10),
         breaker_cooldown_ms=getattr(s, "PAM_BREAKER_COOLDOWN_MS", 30000),
         breaker_probes=getattr(s, "PAM_BREAKER_PROBES", 1),
+        metrics_token=getattr(s, "PAM_METRICS_TOKEN", ""),
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from pam_hybrid import views
+from pam_hybrid import metrics_view, views
 
 urlpatterns = [
     path("", views.chat, name="chat"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_view.metrics, name="metrics"),
     path("accounts/login/", views.PamLoginView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),

@@ -159,10 +159,24 @@ LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One JSON object per line: the record's fields (logged as `extra`) plus these, the time in UTC.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "message"],
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "answers": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
     "loggers": {
         "pam_hybrid": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # One JSON line per answer (pam_hybrid.observability.answer_log), whatever LOG_LEVEL says.
+        "pam_hybrid.answers": {"handlers": ["answers"], "level": "INFO", "propagate": False},
         # The SDKs' HTTP clients log request lines; keep them quiet so nothing sensitive lands in logs.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
@@ -223,3 +237,9 @@ PAM_ANONYMOUS_CHAT: bool = env.bool("PAM_ANONYMOUS_CHAT", default=False)
 
 # Daphne's own WebSocket frame limit is set on its command line; this bounds what the consumer accepts.
 PAM_MAX_FRAME_BYTES: int = env.int("PAM_MAX_FRAME_BYTES", default=256 * 1024)
+
+# /metrics (Prometheus): staff sessions may read it; with a token set, so may `Authorization: Bearer <token>`.
+# Several server processes: set PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself, when it is imported,
+# not by Django) to a directory every process shares, emptied before the processes start; any process's /metrics
+# then reports the sum of all of them.
+PAM_METRICS_TOKEN: str = env.str("PAM_METRICS_TOKEN", default="")

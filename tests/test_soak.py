@@ -708,7 +708,7 @@ def _summary(seen: Observed, answers: dict[Any, Message], found: Findings, probl
         f"  upstream outcomes: {dict(Counter(r['outcome'] for r in requests))}; "
         f"unfaulted requests not completed: {dict(unfaulted)}\n"
         f"  answers: {dict(Counter(row.status for row in rows))}; finish reasons: "
-        f"{dict(Counter(row.finish_reason for row in rows))}; logged: {seen.log.count(' answer message=')}\n"
+        f"{dict(Counter(row.finish_reason for row in rows))}; logged: {seen.log.count('pam_hybrid.answers')}\n"
         f"  failed attempts: {dict(Counter(a['error'] for u in usages for a in u.attempts))} "
         f"(upstream never saw {dict(found.unseen_attempts)}); fallbacks: {sum(bool(u.fallback_from) for u in usages)}\n"
         f"  breakers: {_breaker_summary()}\n"

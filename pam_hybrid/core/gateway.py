@@ -32,6 +32,8 @@ from pam_hybrid.core.context import fit_to_budget
 from pam_hybrid.core.model_round import ModelRound
 from pam_hybrid.core.routes import Target, fallback_target, resolve_route
 from pam_hybrid.exceptions import PamError, ProviderError, StreamInterrupted
+from pam_hybrid.observability.answer_log import answer_log
+from pam_hybrid.observability.metrics import answer_observe
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.registry import warm_providers
 from pam_hybrid.tools.base import Tool, ToolContext
@@ -51,6 +53,10 @@ class ChatRequest:
     content: str
     conversation_id: str | None = None
     route: RouteChoice = "auto"
+    provider: str = ""
+    """Forces the provider (replay_conversation's --provider); empty: the route's. See `resolve_route`."""
+    model: str = ""
+    """Forces the model (replay_conversation's --model); empty: the provider's for the route."""
     client_msg_id: str = ""
     message_id: uuid.UUID = field(default_factory=uuid.uuid4)
     """The answer's id, known before anything is saved."""
@@ -74,7 +80,7 @@ def answer_metadata(answer: Answer) -> dict[str, Any]:
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "usage_estimated": usage.estimated,
         "model_calls": len(answer.calls),
-        "cost_usd": None if answer.cost_usd is None else str(answer.cost_usd),
+        "cost_usd": None if answer.cost_usd is None else f"{answer.cost_usd:f}",  # never "0E-8"
         "classification_ms": answer.classification_ms,
         "ttft_ms": answer.ttft_ms,
         "total_ms": answer.total_ms,
@@ -102,23 +108,21 @@ def _specs_for(tools: tuple[Tool[Any], ...]) -> tuple[ToolSpec, ...]:
 
 async def _save(user: AbstractBaseUser, user_saved: asyncio.Future[None] | None, answer: Answer,
                 content: str) -> None:
-    """Save the answer and log its one line; a task of its own, so cancelling the answer cannot cut it short.
+    """Save the answer, then log its one line and count it in the metrics; a task of its own, so cancelling the
+    answer cannot cut it short.
     Without `user_saved` (no provider ever accepted the request) the whole exchange is saved in one transaction."""
+    saved = False
     try:
         if user_saved is None:
             await database_sync_to_async(services.exchange_save)(user=user, answer=answer, content=content)
         else:
             await user_saved
             await database_sync_to_async(services.answer_save)(user=user, answer=answer)
+        saved = True
     except Exception:
         logger.exception("could not save answer %s", answer.message_id)
-    usage = answer.usage
-    logger.info(
-        "answer message=%s user=%s route=%s provider=%s model=%s calls=%d in=%d out=%d cost=%s ttft_ms=%s "
-        "total_ms=%s outcome=%s", answer.message_id, user.pk, answer.route, answer.provider, answer.model,
-        len(answer.calls), usage.input_tokens, usage.output_tokens, answer.cost_usd, answer.ttft_ms,
-        answer.total_ms, answer.outcome,
-    )
+    answer_log(answer, user_id=user.pk, saved=saved)
+    answer_observe(answer)
 
 
 class ConversationNotFound(Exception):
@@ -233,7 +237,8 @@ class AnswerStream:
         answer.outcome = "complete" if answer.finish.complete else "partial"
 
     async def _prepare(self) -> tuple[Target, tuple[ChatTurn, ...]]:
-        """Route the query and gather its context (the only database access before the first token: a read)."""
+        """Route the query and gather its context (the only database access before the first token: a read). A forced
+        provider that cannot answer raises TargetUnavailable, before any chunk (callers check it first)."""
         request = self.request
         history: list[ChatTurn] = []
         if request.conversation_id:
@@ -248,7 +253,8 @@ class AnswerStream:
         self.classification_ms = _ms_since(classify_started)
         route = classification.route if request.route == "auto" else request.route
         turns = fit_to_budget(history, ChatTurn("user", request.content), self.settings.context_token_budget)
-        return resolve_route(route, self.settings), turns
+        target = resolve_route(route, self.settings, provider=request.provider, model=request.model)
+        return target, turns
 
     def _new_answer(self, target: Target) -> Answer:
         request = self.request

@@ -21,6 +21,7 @@ from typing import Protocol
 from pam_hybrid.core import owners
 from pam_hybrid.core.chunks import StreamChunk
 from pam_hybrid.core.gateway import AnswerStream, ChatRequest
+from pam_hybrid.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class LiveAnswer:
         self._finished = False
         _registry()[self.message_id] = self
         self.task = asyncio.create_task(self._run(), name=f"answer-{self.message_id}")
+        metrics.stream_opened()
         self.task.add_done_callback(lambda _: self._forget())
 
     @property
@@ -88,6 +90,7 @@ class LiveAnswer:
                 await asyncio.shield(owners.retract(self.message_id))
 
     def _forget(self) -> None:
+        metrics.stream_closed()
         if self._grace is not None:
             self._grace.cancel()
         _registry(self.task.get_loop()).pop(self.message_id, None)

@@ -1,0 +1,1 @@
+"""What the staff side watches: Prometheus metrics (across server processes) and one JSON log line per answer."""
