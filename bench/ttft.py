@@ -205,6 +205,27 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+@dataclass(frozen=True)
+class CpuPlan:
+    """--pin: each daphne process on a CPU of its own; the fake upstream and the clients on the others, as in a
+    deployment where the gateway's cores are its own and the upstream and the users are elsewhere."""
+
+    servers: tuple[frozenset[int], ...]
+    rest: frozenset[int]
+
+    def describe(self) -> str:
+        cpus = ", ".join(f"daphne {i} on CPU {min(c)}" for i, c in enumerate(self.servers))
+        return f"pinned: {cpus}; the fake upstream and the clients on CPU {','.join(map(str, sorted(self.rest)))}"
+
+
+def cpu_plan(processes: int) -> CpuPlan:
+    """CPUs for --pin; BenchError if the host has no CPU left over for the upstream and the clients."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) <= processes:
+        raise BenchError(f"--pin needs more CPUs than daphne processes ({len(available)} available)")
+    return CpuPlan(tuple(frozenset({cpu}) for cpu in available[:processes]), frozenset(available[processes:]))
+
+
 def child_options() -> dict[str, Any]:
     """Popen options for children: own session (Ctrl-C reaches only the benchmark, which tears down)."""
     options: dict[str, Any] = {"cwd": ROOT, "start_new_session": True}
@@ -444,7 +465,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_daphnes(env: dict[str, str], log_paths: Sequence[Path], timeout: float) -> Iterator[list[Server]]:
+def running_daphnes(env: dict[str, str], log_paths: Sequence[Path], timeout: float,
+                    plan: CpuPlan | None = None) -> Iterator[list[Server]]:
     """One daphne process per log path, each serving the project on a free port of its own.
 
     All are started at once, as several independent servers sharing the database (and Redis, if set) would be
@@ -459,6 +481,8 @@ def running_daphnes(env: dict[str, str], log_paths: Sequence[Path], timeout: flo
                 processes.append(
                     subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, **child_options())
                 )
+            if plan is not None:
+                os.sched_setaffinity(processes[-1].pid, plan.servers[len(processes) - 1])
         deadline = time.monotonic() + timeout
         servers = []
         for index, (port, process, log_path) in enumerate(zip(ports, processes, log_paths, strict=True)):
@@ -675,6 +699,7 @@ class Run:
     processes: int = 1
     log_findings: dict[str, int] = field(default_factory=dict)
     """Lines of the daphne logs matching each of LOG_PATTERNS, all processes together."""
+    pinning: CpuPlan | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -794,7 +819,7 @@ def host_lines(run: Run, measured: dict[str, dict[str, Any]]) -> list[str]:
     share = (
         f"host: {cpus} CPUs, shared by {servers}, the fake upstream and the benchmark clients "
         "(all on this machine, competing for the same cores)"
-    )
+    ) if run.pinning is None else f"host: {cpus} CPUs, {run.pinning.describe()}"
     load = f"load average {run.load_before:.1f} before the run, {run.load_after:.1f} after"
     others = [entry["other_cpu_percent"] for entry in measured.values()]
     if run.load_before >= cpus / 2 or any(value > BUSY_OTHERS_PERCENT for value in others):
@@ -883,7 +908,8 @@ def build_config(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "processes": args.processes,
         "debug": args.debug,
         "cpus": os.cpu_count(),
-        "same_machine": "the daphne processes, the fake upstream and the clients share the host's CPUs",
+        "same_machine": "the daphne processes, the fake upstream and the clients share the host's CPUs"
+        if run.pinning is None else run.pinning.describe(),
         "server_log_findings": run.log_findings,
         "load_before": run.load_before,
         "load_after": run.load_after,
@@ -948,6 +974,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=1, metavar="N",
                         help="daphne processes; client i talks to process i %% N (1)")
     parser.add_argument("--debug", action="store_true", help="run the server with DEBUG=true (default: false)")
+    parser.add_argument("--pin", action="store_true",
+                        help="give each daphne process a CPU of its own, the fake upstream and the clients the rest "
+                             "(Linux; needs more CPUs than --processes)")
     parser.add_argument("--server-log", type=Path, metavar="PATH",
                         help="keep daphne's output: this file with 1 process; with several, this directory "
                              "(daphne-<i>.log for process i)")
@@ -983,6 +1012,12 @@ def measure(args: argparse.Namespace, deadline: Deadline) -> Run:
     """Set everything up, run the scenarios, tear everything down; returns the results with upstream times."""
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pam-bench-")))
+        plan = cpu_plan(args.processes) if args.pin else None
+        if plan is not None:
+            # Inherited by the fake upstream and the set-up commands started from here.
+            stack.callback(os.sched_setaffinity, 0, os.sched_getaffinity(0))
+            os.sched_setaffinity(0, plan.rest)
+            print(plan.describe(), flush=True)
         print("starting the fake upstream, migrating, starting daphne ...", flush=True)
         upstream = stack.enter_context(running_upstream(args))
         env = server_env(upstream, workdir, args.debug)
@@ -990,7 +1025,7 @@ def measure(args: argparse.Namespace, deadline: Deadline) -> Run:
         session_key = create_session(env, min(deadline.remaining(), 60))
         log_paths = server_log_paths(args.server_log, workdir, args.processes)
         try:
-            with running_daphnes(env, log_paths, min(deadline.remaining(), 60)) as servers:
+            with running_daphnes(env, log_paths, min(deadline.remaining(), 60), plan) as servers:
                 target = Target(servers=tuple(servers), session_key=session_key,
                                 message_timeout_s=args.message_timeout, upstream_pid=upstream.process.pid,
                                 backing_servers=local_backing_servers())
@@ -1014,6 +1049,7 @@ def measure(args: argparse.Namespace, deadline: Deadline) -> Run:
             load_after=load_after,
             processes=args.processes,
             log_findings=scan_logs(log_paths),
+            pinning=plan,
         )
 
 

@@ -249,6 +249,7 @@ async def test_every_provider_open_answers_with_an_error_at_once(
     frames = await ask(user)
     error = frames[-1]
     assert error["chunk_type"] == "error" and "temporarily unavailable" in error["content"]
+    assert error["metadata"]["cost_usd"] == "0.00000000"  # plain decimal notation, never "0E-8"
     assert fake_upstream.requests == []
     answer, usage = await saved_answer(error["metadata"]["message_id"])
     assert answer.status == Message.Status.ERROR and answer.reply_to is not None

@@ -26,7 +26,7 @@ class ModelCall:
             "provider": self.provider,
             "model": self.model,
             **asdict(self.usage),
-            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "cost_usd": None if self.cost_usd is None else f"{self.cost_usd:f}",
             "finish_reason": self.finish_reason,
         }
 
