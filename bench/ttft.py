@@ -158,6 +158,8 @@ class ScenarioResult:
     server_cpu_by_process_s: list[float | None] = field(default_factory=list)
     client_cpu_s: float = 0.0
     """CPU time this benchmark process used during the scenario."""
+    upstream_cpu_s: float | None = None
+    """CPU time the fake upstream used during the scenario: its work sits inside the measured "in" and "out"."""
     backing_cpu_s: float | None = None
     """CPU time the local PostgreSQL and Redis servers used during the scenario (None when neither is local)."""
     other_cpu_s: float | None = None
@@ -648,6 +650,7 @@ async def run_scenario(result: ScenarioResult, target: Target) -> ScenarioResult
         result.wall_s = time.perf_counter() - started
         host_after, server_cpu_end = target.cpu_reading(), target.server_cpu_seconds()
         result.client_cpu_s = host_after.client - host_before.client
+        result.upstream_cpu_s = _delta(host_before.upstream, host_after.upstream)
         result.backing_cpu_s = _delta(host_before.backing, host_after.backing)
         result.server_cpu_by_process_s = [
             None if before is None or after is None else after - before
@@ -726,6 +729,9 @@ def scenario_stats(result: ScenarioResult, configured_ttft_ms: float) -> dict[st
         ],
         "client_cpu_s": result.client_cpu_s,
         "client_cpu_ms_per_message": math.nan if not samples else result.client_cpu_s * 1000 / len(samples),
+        "upstream_cpu_ms_per_message": (
+            math.nan if result.upstream_cpu_s is None or not samples else result.upstream_cpu_s * 1000 / len(samples)
+        ),
         "backing_cpu_ms_per_message": (
             math.nan if result.backing_cpu_s is None or not answered else result.backing_cpu_s * 1000 / answered
         ),
@@ -829,7 +835,11 @@ def host_lines(run: Run, measured: dict[str, dict[str, Any]]) -> list[str]:
         f"benchmark client CPU ms/msg: {gauge} (the same work in every run: where it differs between runs, "
         "the machine ran at another speed)"
     )
-    return [share, load, speed]
+    upstream = ", ".join(
+        f"{entry['label']} {_ms(entry['upstream_cpu_ms_per_message'])}" for entry in measured.values()
+    )
+    fake = f"fake upstream CPU ms/msg: {upstream} (part of the measured time whenever it waits for a core)"
+    return [share, load, speed, fake]
 
 
 def log_line(run: Run) -> str:

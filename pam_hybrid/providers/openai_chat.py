@@ -1,6 +1,8 @@
 """OpenAI chat completions, streamed (works with any OpenAI-compatible server by base URL).
 
 Usage is requested with `stream_options.include_usage` and arrives in a last chunk with no choices.
+The SDK makes the request (auth, base URL, status errors); the stream's chunks are read as plain JSON (see
+pam_hybrid.providers.sse), with the SDK's own rules: `[DONE]` ends it, a chunk with an `error` is an in-band error.
 A refusal streams in `delta.refusal`, not `delta.content`. Tool calls stream by `index`: the id and name
 come only in a call's first delta, later deltas add to its arguments.
 """
@@ -13,6 +15,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
@@ -21,6 +24,7 @@ from pam_hybrid.core.chunks import Accepted, ChatTurn, Finish, ProviderEvent, Te
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.client_cache import cached_client
 from pam_hybrid.providers.errors import translate
+from pam_hybrid.providers.sse import sse_events
 
 COMPLETE_REASONS = frozenset({"stop"})
 TOOL_REASONS = frozenset({"tool_calls", "function_call"})
@@ -74,11 +78,19 @@ def _tools(specs: tuple[ToolSpec, ...]) -> list[ChatCompletionToolParam]:
     ]
 
 
-def _usage(raw: Any) -> Usage:
-    details = getattr(raw, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) or 0
-    return Usage(input_tokens=raw.prompt_tokens or 0, output_tokens=raw.completion_tokens or 0,
-                 cached_input_tokens=cached, input_includes_cached=True)
+def _usage(raw: dict[str, Any]) -> Usage:
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage(input_tokens=raw.get("prompt_tokens") or 0, output_tokens=raw.get("completion_tokens") or 0,
+                 cached_input_tokens=details.get("cached_tokens") or 0, input_includes_cached=True)
+
+
+def _in_band_error(chunk: dict[str, Any], request: httpx2.Request) -> openai.APIError:
+    """What the SDK raises for a chunk carrying an `error` (it arrives with HTTP 200)."""
+    error = chunk["error"]
+    message = error.get("message") if isinstance(error, dict) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return openai.APIError(message=message, request=request, body=error)
 
 
 @dataclass(slots=True)
@@ -103,16 +115,16 @@ class _ToolCallAssembler:
     def __init__(self) -> None:
         self.calls: dict[int, _PendingCall] = {}
 
-    def add(self, delta: Any) -> ToolCall | None:
-        call = self.calls.setdefault(delta.index, _PendingCall())
-        if delta.id:
-            call.call_id = delta.id
-        function = delta.function
-        if function is not None:
-            if function.name:
-                call.name = function.name
-            if function.arguments:
-                call.arguments.append(function.arguments)
+    def add(self, delta: dict[str, Any]) -> ToolCall | None:
+        call = self.calls.setdefault(delta.get("index", 0), _PendingCall())
+        if delta.get("id"):
+            call.call_id = delta["id"]
+        function = delta.get("function")
+        if function:
+            if function.get("name"):
+                call.name = function["name"]
+            if function.get("arguments"):
+                call.arguments.append(function["arguments"])
         return self._release(call)
 
     def _release(self, call: _PendingCall) -> ToolCall | None:
@@ -155,42 +167,51 @@ class OpenAIProvider:
             }
         assembler = _ToolCallAssembler()
         try:
-            stream = await _client(settings).chat.completions.create(
+            async with _client(settings).chat.completions.with_streaming_response.create(
                 model=request.model,
                 messages=_messages(request),
                 max_tokens=request.max_output_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
                 **extra,
-            )
-            yield Accepted()
-            async with stream:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        yield _usage(chunk.usage)
-                    for choice in chunk.choices:
+            ) as response:
+                yield Accepted()
+                done = False
+                async for _, data in sse_events(response.iter_lines()):
+                    # After [DONE] the rest of the body is still read, so the connection can be reused.
+                    done = done or data.startswith("[DONE]")
+                    if done:
+                        continue
+                    chunk = json.loads(data)
+                    if not isinstance(chunk, dict):
+                        raise ValueError(f"a stream chunk that is not an object: {type(chunk).__name__}")
+                    if chunk.get("error"):
+                        raise _in_band_error(chunk, response.http_request)
+                    if chunk.get("usage"):
+                        yield _usage(chunk["usage"])
+                    for choice in chunk.get("choices") or ():
                         for event in self._choice_events(choice, assembler):
                             yield event
-        except (openai.APIError, ValueError) as exc:
-            # A malformed event's JSON error escapes the SDK's iterator as a bare JSONDecodeError (a ValueError).
-            raise translate(self.name, exc, timeout_types=(openai.APITimeoutError,),
-                            connection_types=(openai.APIConnectionError,)) from exc
+        except (openai.APIError, httpx2.TransportError, ValueError) as exc:
+            # A malformed event is a JSONDecodeError (a ValueError); a broken body raises the HTTP client's own errors.
+            raise translate(self.name, exc, timeout_types=(openai.APITimeoutError, httpx2.TimeoutException),
+                            connection_types=(openai.APIConnectionError, httpx2.TransportError)) from exc
 
     @staticmethod
-    def _choice_events(choice: Any, assembler: _ToolCallAssembler) -> list[ProviderEvent]:
+    def _choice_events(choice: dict[str, Any], assembler: _ToolCallAssembler) -> list[ProviderEvent]:
         events: list[ProviderEvent] = []
-        delta = choice.delta
-        if delta is not None:
-            if delta.content:
-                events.append(TextDelta(delta.content))
-            if delta.refusal:
-                events.append(TextDelta(delta.refusal))
-            for tool_delta in delta.tool_calls or ():
+        delta = choice.get("delta")
+        if delta:
+            if delta.get("content"):
+                events.append(TextDelta(delta["content"]))
+            if delta.get("refusal"):
+                events.append(TextDelta(delta["refusal"]))
+            for tool_delta in delta.get("tool_calls") or ():
                 call = assembler.add(tool_delta)
                 if call is not None:
                     events.append(call)
-        if choice.finish_reason:
-            reason = str(choice.finish_reason)
+        if choice.get("finish_reason"):
+            reason = str(choice["finish_reason"])
             events.extend(assembler.finish(reason))
             events.append(Finish(reason=reason, complete=reason in COMPLETE_REASONS, tool_use=reason in TOOL_REASONS))
         return events
