@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
-from datetime import timedelta
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -54,27 +55,49 @@ def conversation_replay_create(*, original: Conversation) -> Conversation:
     return Conversation.objects.create(owner_id=original.owner_id, title=title, replay_of=original)
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A user's message and the answer it is getting, as saved when the provider accepts the request."""
+
+    user: AbstractBaseUser
+    answer: Answer
+    content: str
+
+
 @transaction.atomic
+def exchanges_open(*, exchanges: Sequence[Exchange]) -> None:
+    """Save each user's message and a `streaming` placeholder for its answer, creating each new conversation (titled
+    after its message): two statements for the lot. From here on each user message always has an answer row.
+
+    An existing conversation id is the user's own (the gateway read its history first); a new one is a fresh uuid4,
+    so nothing is taken over."""
+    conversations = {
+        e.answer.conversation_id: Conversation(
+            id=e.answer.conversation_id, owner_id=e.user.pk, title=" ".join(e.content.split())[:TITLE_CHARS]
+        )
+        for e in reversed(exchanges)
+    }
+    Conversation.objects.bulk_create(list(conversations.values()), ignore_conflicts=True)
+    messages: list[Message] = []
+    for e in exchanges:
+        answer = e.answer
+        messages += [
+            Message(
+                id=answer.user_message_id, conversation_id=answer.conversation_id, role=Message.Role.USER,
+                content=e.content, client_msg_id=answer.client_msg_id,
+            ),
+            Message(
+                id=answer.message_id, conversation_id=answer.conversation_id, role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING, route=answer.route, provider=answer.provider, model=answer.model,
+                client_msg_id=answer.client_msg_id, reply_to_id=answer.user_message_id,
+            ),
+        ]
+    Message.objects.bulk_create(messages)
+
+
 def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
-    """Save the user's message and a `streaming` placeholder for its answer, creating the conversation (titled
-    after the message) if it is new. From here on the user's message always has an answer row."""
-    # Two statements, not get_or_create's four: these rows are written while other answers stream. An existing id
-    # is the user's own (the gateway read its history first); a new one is a fresh uuid4, so nothing is taken over.
-    Conversation.objects.bulk_create(
-        [Conversation(id=answer.conversation_id, owner_id=user.pk, title=" ".join(content.split())[:TITLE_CHARS])],
-        ignore_conflicts=True,
-    )
-    Message.objects.bulk_create([
-        Message(
-            id=answer.user_message_id, conversation_id=answer.conversation_id, role=Message.Role.USER,
-            content=content, client_msg_id=answer.client_msg_id,
-        ),
-        Message(
-            id=answer.message_id, conversation_id=answer.conversation_id, role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING, route=answer.route, provider=answer.provider, model=answer.model,
-            client_msg_id=answer.client_msg_id, reply_to_id=answer.user_message_id,
-        ),
-    ])
+    """One exchange's rows (see exchanges_open)."""
+    exchanges_open(exchanges=[Exchange(user, answer, content)])
 
 
 @transaction.atomic
@@ -84,9 +107,15 @@ def exchange_save(*, user: AbstractBaseUser, answer: Answer, content: str) -> No
     answer_save(user=user, answer=answer)
 
 
-@transaction.atomic
-def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
-    """Save the assistant's answer over its placeholder (whatever its outcome) with its usage record."""
+@dataclass(frozen=True, slots=True)
+class AnswerSave:
+    """A finished answer (whatever its outcome) and the user it answered."""
+
+    user: AbstractBaseUser
+    answer: Answer
+
+
+def _message_update(answer: Answer, now: datetime) -> None:
     Message.objects.filter(id=answer.message_id).update(
         content=_storable(answer.text),
         status=answer.status,
@@ -97,10 +126,13 @@ def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
         error=answer.error,
         tool_calls=answer.tool_log,
         stream_log=answer.stream_log,
-        updated_at=timezone.now(),
+        updated_at=now,
     )
+
+
+def _usage_record(user: AbstractBaseUser, answer: Answer) -> UsageRecord:
     usage = answer.usage
-    record = UsageRecord(
+    return UsageRecord(
         message_id=answer.message_id,
         user_id=user.pk,
         route=answer.route,
@@ -122,12 +154,26 @@ def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
         fallback_from=answer.fallback_from,
         fallback_reason=answer.fallback_reason[:200],
     )
-    # One upsert statement (the sweep may have written an estimate for this answer if its process looked dead).
+
+
+@transaction.atomic
+def answers_save(*, saves: Sequence[AnswerSave]) -> None:
+    """Save each answer over its placeholder with its usage record, and touch its conversation: one transaction,
+    with one statement for all the usage records and one for all the conversations."""
+    now = timezone.now()
+    for save in saves:
+        _message_update(save.answer, now)
+    # An upsert: the sweep may have written an estimate for an answer whose process looked dead.
     UsageRecord.objects.bulk_create(
-        [record], update_conflicts=True, unique_fields=["message"],
+        [_usage_record(save.user, save.answer) for save in saves], update_conflicts=True, unique_fields=["message"],
         update_fields=_USAGE_FIELDS_ON_CONFLICT,
     )
-    Conversation.objects.filter(id=answer.conversation_id).update(updated_at=timezone.now())
+    Conversation.objects.filter(id__in={save.answer.conversation_id for save in saves}).update(updated_at=now)
+
+
+def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
+    """One answer's save (see answers_save)."""
+    answers_save(saves=[AnswerSave(user, answer)])
 
 
 def checkpoint_and_sweep(*, answers: list[Answer], live_ids: Collection[uuid.UUID], older_than: timedelta) -> int:

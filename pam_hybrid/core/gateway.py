@@ -25,6 +25,7 @@ from pam_hybrid import services
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.core.answer import Answer
 from pam_hybrid.core.attempts import ResilientRound
+from pam_hybrid.core.batched_writes import answer_writes, exchange_writes
 from pam_hybrid.core.breakers import provider_breaker
 from pam_hybrid.core.chunks import ChatTurn, StreamChunk
 from pam_hybrid.core.classifier import classify
@@ -117,7 +118,7 @@ async def _save(user: AbstractBaseUser, user_saved: asyncio.Future[None] | None,
             await database_sync_to_async(services.exchange_save)(user=user, answer=answer, content=content)
         else:
             await user_saved
-            await database_sync_to_async(services.answer_save)(user=user, answer=answer)
+            await answer_writes().submit(services.AnswerSave(user, answer))
         saved = True
     except Exception:
         logger.exception("could not save answer %s", answer.message_id)
@@ -279,9 +280,8 @@ class AnswerStream:
         """Save the user's message with its answer's placeholder, once: at the provider's acceptance, or at the end
         if it never came."""
         if self._user_saved is None:
-            self._user_saved = asyncio.ensure_future(database_sync_to_async(services.exchange_open)(
-                user=self.request.user, answer=answer, content=self.request.content,
-            ))
+            exchange = services.Exchange(self.request.user, answer, self.request.content)
+            self._user_saved = exchange_writes().submit(exchange)
         return self._user_saved
 
     async def _finish(self, answer: Answer) -> None:

@@ -177,7 +177,7 @@ class OpenAIProvider:
             ) as response:
                 yield Accepted()
                 done = False
-                async for _, data in sse_events(response.iter_lines()):
+                async for _, data in sse_events(response.iter_bytes()):
                     # After [DONE] the rest of the body is still read, so the connection can be reused.
                     done = done or data.startswith("[DONE]")
                     if done:
