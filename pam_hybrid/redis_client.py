@@ -10,6 +10,7 @@ import asyncio
 
 import redis.asyncio as redis
 from django.conf import settings
+from redis.driver_info import DriverInfo
 
 from pam_hybrid.providers.client_cache import cached_client
 
@@ -31,8 +32,10 @@ def redis_client(loop: asyncio.AbstractEventLoop | None = None) -> redis.Redis |
 def _connect(url: str) -> redis.Redis:
     # A pool that waits for a free connection (briefly) rather than failing at once when every one is busy: under
     # load redis-py's default pool raised at 100 connections, and breakers and claims went without Redis.
+    # One DriverInfo for the pool: without it every new connection looked up redis-py's version in the installed
+    # packages' metadata (about 1 ms each), and a burst of messages opens dozens of connections at once.
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=1.0, socket_timeout=1.0, socket_connect_timeout=0.5,
-        health_check_interval=30,
+        health_check_interval=30, driver_info=DriverInfo(),
     )
     return redis.Redis(connection_pool=pool)
