@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -29,15 +30,13 @@ from pam_hybrid.signals import session_group
 CLOSE_UNAUTHENTICATED = 4401
 
 
-_releasing: set[asyncio.Task[None]] = set()
+def _limits_releaser(user_id: object) -> Callable[[live.LiveAnswer], Awaitable[None]]:
+    async def release(answer: live.LiveAnswer) -> None:
+        """Free the ended answer's place and count its cost against the user's day."""
+        cost = answer.stream.answer.cost_usd if answer.stream.answer is not None else None
+        await limits.release(user_id, answer.message_id, cost)
 
-
-def _release_limits(user_id: object, answer: live.LiveAnswer) -> None:
-    """Free the ended answer's place and count its cost against the user's day."""
-    cost = answer.stream.answer.cost_usd if answer.stream.answer is not None else None
-    task = asyncio.ensure_future(limits.release(user_id, answer.message_id, cost))
-    _releasing.add(task)
-    task.add_done_callback(_releasing.discard)
+    return release
 
 
 class _LegacyFollower:
@@ -150,8 +149,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await claims.release(user.pk, frame.client_msg_id)
             await self.send_chunk(over_limit.chunk())
             return
-        answer = live.start_answer(request, resume_grace_s=settings.resume_grace_ms / 1000)
-        answer.task.add_done_callback(lambda _: _release_limits(user.pk, answer))
+        # Released before the user sees the answer end, so a message sent straight after it meets the new spend.
+        answer = live.start_answer(request, resume_grace_s=settings.resume_grace_ms / 1000,
+                                   on_settled=_limits_releaser(user.pk))
         await self._follow(answer, -1, follower)
 
     async def _resume(self, message_id: uuid.UUID, last_seq: int, follower: Any, *, quiet: bool = False) -> bool:

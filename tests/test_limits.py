@@ -104,3 +104,21 @@ async def test_a_refused_message_can_be_sent_again_with_the_same_client_id(
     frames = await receive_until_done(communicator)
     await communicator.disconnect()
     assert frames[0]["chunk_type"] == "start" and frames[-1]["chunk_type"] == "end"
+
+
+async def test_the_next_message_sent_the_moment_an_answer_ends_meets_its_place_and_spend(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    settings.PAM_MAX_CONCURRENT_ANSWERS = 1
+    settings.PAM_DAILY_SPEND_CAP_USD = "0.001"
+    # gpt-4o-mini: 1000 input + 2000 output tokens cost $0.00135, over the cap by itself.
+    fake_upstream.enqueue(Scenario(text="priced", input_tokens=1000, output_tokens=2000))
+    communicator = await connect(user)
+    await communicator.send_json_to(fresh())
+    assert (await receive_until_done(communicator))[-1]["chunk_type"] == "end"
+    # Sent on the same socket as soon as `end` arrived: the answer's place is free and its cost counted already.
+    await communicator.send_json_to(fresh())
+    refused = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+    assert refused["metadata"]["code"] == "spend_cap"
+    assert len(fake_upstream.requests) == 1

@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,8 +45,11 @@ def frame_text(chunk: StreamChunk) -> str:
 class LiveAnswer:
     """One answer streaming in this process, with the frames sent so far and the sockets following it."""
 
-    def __init__(self, request: ChatRequest, *, resume_grace_s: float) -> None:
+    def __init__(self, request: ChatRequest, *, resume_grace_s: float,
+                 on_settled: Callable[[LiveAnswer], Awaitable[None]] | None = None) -> None:
         self.stream = AnswerStream(request)
+        self._on_settled = on_settled
+        """Run once the answer is saved (or ended without a word), before its last chunk goes out."""
         self.user_id = str(request.user.pk)
         self.resume_grace_s = resume_grace_s
         self.frames: list[tuple[StreamChunk, str]] = []
@@ -74,6 +77,8 @@ class LiveAnswer:
         try:
             async with contextlib.aclosing(self.stream.chunks()) as chunks:
                 async for chunk in chunks:
+                    if chunk is self.stream.final:
+                        await self._settle()
                     await self._publish(chunk)
             if self.stream.saved is not None:
                 await asyncio.shield(self.stream.saved)  # registered (so resumable) until it is saved
@@ -81,13 +86,20 @@ class LiveAnswer:
             # Stopped: the stream saved what it had and settled its last chunk; followers still get it.
             if self.stream.saved is not None:
                 await asyncio.shield(self.stream.saved)
+            await self._settle()
             await self._publish(self.stream.final or StreamChunk(
                 "error", "Stopped before the answer began.", {"code": "cancelled"}
             ))
         finally:
+            await self._settle()
             if announced is not None:
                 await asyncio.shield(announced)
                 await asyncio.shield(owners.retract(self.message_id))
+
+    async def _settle(self) -> None:
+        hook, self._on_settled = self._on_settled, None
+        if hook is not None:
+            await asyncio.shield(hook(self))
 
     def _forget(self) -> None:
         metrics.stream_closed()
@@ -162,8 +174,9 @@ def _registry(loop: asyncio.AbstractEventLoop | None = None) -> dict[uuid.UUID, 
     return _LIVE.setdefault(loop or asyncio.get_running_loop(), {})
 
 
-def start_answer(request: ChatRequest, *, resume_grace_s: float) -> LiveAnswer:
-    return LiveAnswer(request, resume_grace_s=resume_grace_s)
+def start_answer(request: ChatRequest, *, resume_grace_s: float,
+                 on_settled: Callable[[LiveAnswer], Awaitable[None]] | None = None) -> LiveAnswer:
+    return LiveAnswer(request, resume_grace_s=resume_grace_s, on_settled=on_settled)
 
 
 def live_answer(message_id: uuid.UUID, user_id: object) -> LiveAnswer | None:
