@@ -64,10 +64,9 @@ class Exchange:
     content: str
 
 
-@transaction.atomic
-def exchanges_open(*, exchanges: Sequence[Exchange]) -> None:
-    """Save each user's message and a `streaming` placeholder for its answer, creating each new conversation (titled
-    after its message): two statements for the lot. From here on each user message always has an answer row.
+def _exchange_rows(exchanges: Sequence[Exchange], *, finished: bool) -> None:
+    """Insert each exchange's conversation (if new), user message and answer row: two statements for the lot. The
+    answer row is a `streaming` placeholder, or (`finished`) the answer as it ended.
 
     An existing conversation id is the user's own (the gateway read its history first); a new one is a fresh uuid4,
     so nothing is taken over."""
@@ -81,18 +80,31 @@ def exchanges_open(*, exchanges: Sequence[Exchange]) -> None:
     messages: list[Message] = []
     for e in exchanges:
         answer = e.answer
+        reply = Message(
+            id=answer.message_id, conversation_id=answer.conversation_id, role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING, route=answer.route, provider=answer.provider, model=answer.model,
+            client_msg_id=answer.client_msg_id, reply_to_id=answer.user_message_id,
+        )
+        if finished:
+            reply.content, reply.status, reply.finish_reason, reply.error = (
+                _storable(answer.text), answer.status, answer.finish_reason, answer.error
+            )
+            reply.tool_calls, reply.stream_log = answer.tool_log, answer.stream_log
         messages += [
             Message(
                 id=answer.user_message_id, conversation_id=answer.conversation_id, role=Message.Role.USER,
                 content=e.content, client_msg_id=answer.client_msg_id,
             ),
-            Message(
-                id=answer.message_id, conversation_id=answer.conversation_id, role=Message.Role.ASSISTANT,
-                status=Message.Status.STREAMING, route=answer.route, provider=answer.provider, model=answer.model,
-                client_msg_id=answer.client_msg_id, reply_to_id=answer.user_message_id,
-            ),
+            reply,
         ]
     Message.objects.bulk_create(messages)
+
+
+@transaction.atomic
+def exchanges_open(*, exchanges: Sequence[Exchange]) -> None:
+    """Save each user's message and a `streaming` placeholder for its answer, creating each new conversation (titled
+    after its message). From here on each user message always has an answer row."""
+    _exchange_rows(exchanges, finished=False)
 
 
 def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
@@ -102,9 +114,11 @@ def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> No
 
 @transaction.atomic
 def exchange_save(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
-    """The user's message and its finished answer in one transaction: for an answer no provider ever accepted."""
-    exchange_open(user=user, answer=answer, content=content)
-    answer_save(user=user, answer=answer)
+    """The user's message and its finished answer with its usage, in one transaction of four statements: for an
+    answer no provider ever accepted (every breaker open, every attempt refused), written as it ended."""
+    _exchange_rows([Exchange(user, answer, content)], finished=True)
+    _usage_record(user, answer).save(force_insert=True)
+    Conversation.objects.filter(id=answer.conversation_id).update(updated_at=timezone.now())
 
 
 @dataclass(frozen=True, slots=True)
