@@ -17,21 +17,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, Route, WebSocketRoute, sync_playwright
+from playwright.sync_api import Browser, Page, Response, Route, WebSocketRoute
 
 from pam_hybrid.models import Conversation, Message
+from tests.browsing import launched_chromium, orm_beside_playwright
 from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "correct-horse-battery-staple"
 SCREENSHOT = "/tmp/pam_chat.png"
 TOKEN_DELAY_MS = 60
@@ -54,22 +47,14 @@ RECORD_LENGTHS = """() => {
 
 @pytest.fixture(scope="module", autouse=True)
 def _orm_beside_playwright() -> Iterator[None]:
-    """Playwright's sync API keeps an event loop marked running in this thread, which makes Django refuse
-    ORM calls (the test's own, and the database flush after each test). They are plain sync calls here."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with orm_beside_playwright():
         yield
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    try:
+    with launched_chromium() as browser:
         yield browser
-    finally:
-        browser.close()
-        playwright.stop()
 
 
 @pytest.fixture

@@ -13,20 +13,13 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.browsing import launched_chromium, orm_beside_playwright
 from tests.factories import PASSWORD, usage_sample_create, user_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = "/tmp/pam_dashboard.png"
 RECORD_CSP_VIOLATIONS = """
 window.__cspViolations = [];
@@ -39,22 +32,14 @@ SERIES_FILL = "(selector) => getComputedStyle(document.querySelector(selector)).
 
 @pytest.fixture(scope="module", autouse=True)
 def _orm_beside_playwright() -> Iterator[None]:
-    """Playwright's sync API keeps an event loop marked running in this thread, which makes Django refuse
-    ORM calls (the test's own, and the database flush after each test). They are plain sync calls here."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with orm_beside_playwright():
         yield
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    try:
+    with launched_chromium() as browser:
         yield browser
-    finally:
-        browser.close()
-        playwright.stop()
 
 
 def open_page(chromium: Browser, color_scheme: Any) -> Page:
