@@ -170,7 +170,7 @@ async def _admit_in_redis(client: Any, user_id: object, answer_id: uuid.UUID, s:
     args = [str(answer_id), s.max_concurrent_answers, _answer_lease_s(s), s.rate_limit_messages, window_s,
             s.daily_spend_cap_usd]
     for _ in range(2):
-        status, retry_after = await client.eval(_ADMIT, 3, *keys, *args)
+        status, retry_after = await client.register_script(_ADMIT)(keys=keys, args=args)
         status, retry_after_s = int(status), float(retry_after)
         if status == 4:  # the day's spend is not in Redis yet: read it from the usage records once
             spent = await _spent_since(user_id, day)
@@ -213,15 +213,15 @@ async def release(user_id: object, answer_id: uuid.UUID, cost_usd: Decimal | Non
         return
     answers, _, spend = _keys(user_id, _day_start(now))
     try:
-        await client.zrem(answers, str(answer_id))
-        if cost_usd:
-            await client.eval(_ADD_SPEND, 1, spend, str(cost_usd))
+        await client.register_script(_RELEASE)(keys=[answers, spend], args=[str(answer_id), str(cost_usd or 0)])
     except RedisError:
         return
 
 
+# KEYS: answers (zset), spend (string, USD). ARGV: answer id, cost. One round trip for both.
 # Only a day already read from the usage records is added to; a missing one is read afresh, this answer included.
-_ADD_SPEND = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBYFLOAT', KEYS[2], ARGV[2]) end
 return 0
 """
