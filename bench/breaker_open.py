@@ -61,13 +61,11 @@ import math
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -85,21 +83,22 @@ from bench.ttft import (  # noqa: E402
     Deadline,
     Target,
     Upstream,
-    _raise_keyboard_interrupt,
-    child_options,
+    _finite,
     create_session,
     local_backing_servers,
     log_tail,
+    measured,
     migrate,
     open_socket,
     other_cpu_seconds,
-    percentile,
+    present,
     run_checked,
     running_daphnes,
+    running_fake,
     scan_logs,
     server_env,
     server_log_paths,
-    stop_process,
+    summary,
 )
 
 TARGET_MS = 5.0
@@ -126,7 +125,7 @@ LIMITS_ENV = {
 
 def serve_upstream() -> None:
     """Run in the child process: the fake with two 503s queued; the line protocol of bench/upstream.py."""
-    from bench.upstream import request_record
+    from bench.upstream import serve_fake
     from tests.fake_upstream import FakeUpstream, Scenario
 
     def stop(signum: int, frame: Any) -> None:
@@ -136,29 +135,11 @@ def serve_upstream() -> None:
     # Later requests (none expected) are answered at once, in 5 tokens: a breaker that is not open shows quickly.
     server = FakeUpstream(default_tokens=5)
     server.enqueue(Scenario(provider="openai", status=503), Scenario(provider="anthropic", status=503))
-    server.start()
-    try:
-        urls = {"openai_base_url": server.openai_base_url, "anthropic_base_url": server.anthropic_base_url}
-        print(json.dumps(urls), flush=True)
-        for line in sys.stdin:
-            if line.strip() == "dump":
-                records = [request_record(request) for request in list(server.requests)]
-                print(json.dumps({"requests": records, "connections": server.connections}), flush=True)
-    finally:
-        server.stop()
+    serve_fake(server)
 
 
-@contextlib.contextmanager
-def running_upstream() -> Iterator[Upstream]:
-    command = [sys.executable, "-m", "bench.breaker_open", "--serve-upstream"]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **child_options())
-    try:
-        yield Upstream(process)
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        stop_process(process)
+def running_upstream() -> contextlib.AbstractContextManager[Upstream]:
+    return running_fake([sys.executable, "-m", "bench.breaker_open", "--serve-upstream"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -603,15 +584,6 @@ def measure(args: argparse.Namespace, deadline: Deadline) -> Run:
 # --------------------------------------------------------------------------------------------------
 
 
-def present(values: Sequence[float | None]) -> list[float]:
-    return [value for value in values if value is not None]
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    return {"median": percentile(values, 50), "p90": percentile(values, 90), "p99": percentile(values, 99),
-            "max": max(values) if values else math.nan}
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
@@ -751,16 +723,6 @@ def render_report(run: Run, stats: dict[str, dict[str, Any]], args: argparse.Nam
     return "\n".join(lines)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
 def report(args: argparse.Namespace, run: Run) -> bool:
     stats = {result.name: scenario_stats(result) for result in run.results if result.samples}
     print()
@@ -822,22 +784,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_dir:
         db_probe(args.db_probe, args.probe_dir)
         return 0
-    os.chdir(ROOT)
-    previous = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        run = measure(args, Deadline(args.timeout))
-    except BenchError as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
-    except TimeoutError:
-        print(f"bench failed: overall timeout ({args.timeout:g} s) reached; everything was stopped", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench interrupted; everything was stopped", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    run = measured(measure, args)
+    if isinstance(run, int):
+        return run
     return 0 if report(args, run) else 1
 
 

@@ -54,11 +54,11 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -88,6 +88,9 @@ store[HASH_SESSION_KEY] = user.get_session_auth_hash()
 store.save()
 print(store.session_key)
 """
+
+
+R = TypeVar("R")
 
 
 class BenchError(Exception):
@@ -333,12 +336,16 @@ class Upstream:
         return dict(json.loads(read_line(self._stdout, 30, "the fake upstream")))
 
 
-@contextlib.contextmanager
-def running_upstream(args: argparse.Namespace) -> Iterator[Upstream]:
-    command = [
+def running_upstream(args: argparse.Namespace) -> contextlib.AbstractContextManager[Upstream]:
+    return running_fake([
         sys.executable, "-m", "bench.upstream",
         "--ttft-ms", str(args.ttft_ms), "--token-delay-ms", str(args.token_delay_ms), "--tokens", str(args.tokens),
-    ]
+    ])
+
+
+@contextlib.contextmanager
+def running_fake(command: list[str]) -> Iterator[Upstream]:
+    """A fake upstream in a child process that speaks bench/upstream.py's line protocol; stopped on exit."""
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **child_options())
     try:
         yield Upstream(process)
@@ -1083,13 +1090,14 @@ def report(args: argparse.Namespace, run: Run) -> bool:
     return errors == 0 and (targets_met or not args.check)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def measured(measure_run: Callable[[argparse.Namespace, Deadline], R], args: argparse.Namespace) -> R | int:
+    """Run `measure_run` from the repository root with SIGTERM as Ctrl-C, under the overall --timeout; on failure
+    the exit status (everything it started has been stopped)."""
     os.chdir(ROOT)
     previous = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        run = measure(args, Deadline(args.timeout))
+        return measure_run(args, Deadline(args.timeout))
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
@@ -1101,6 +1109,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run = measured(measure, args)
+    if isinstance(run, int):
+        return run
     return 0 if report(args, run) else 1
 
 

@@ -52,8 +52,11 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
+    serve_fake(FakeUpstream(ttft_ms=args.ttft_ms, token_delay_ms=args.token_delay_ms, default_tokens=args.tokens))
+
+
+def serve_fake(server: FakeUpstream) -> None:
     """Start the fake, announce its URLs, answer ``dump`` lines until stdin closes."""
-    server = FakeUpstream(ttft_ms=args.ttft_ms, token_delay_ms=args.token_delay_ms, default_tokens=args.tokens)
     server.start()
     try:
         urls = {"openai_base_url": server.openai_base_url, "anthropic_base_url": server.anthropic_base_url}
