@@ -267,6 +267,13 @@ class ScriptedSocket:
     def messages(self) -> list[dict[str, Any]]:
         return [frame for frame in self.received if frame["type"] == "message"]
 
+    def answer(self, text: str) -> None:
+        """A whole answer in a new conversation, as the server streams it: start, one token, end."""
+        conversation_id = str(uuid.uuid4())
+        self.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
+        self.send("token", text, seq=1)
+        self.send("end", **end_metadata(conversation_id), seq=2)
+
 
 def scripted(page: Page, base_url: str, socket: ScriptedSocket | None = None) -> ScriptedSocket:
     socket = socket or ScriptedSocket()
@@ -878,10 +885,7 @@ def test_message_typed_while_disconnected_is_queued_then_sent(page: Page, live_s
     wait_until(page, lambda: len(socket.messages()) == 1)
     assert socket.messages()[0]["content"] == "sent while offline"
     assert user.get_attribute("data-status") == "complete"
-    conversation_id = str(uuid.uuid4())
-    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
-    socket.send("token", "Got it", seq=1)
-    socket.send("end", **end_metadata(conversation_id), seq=2)
+    socket.answer("Got it")
     wait_answer_done(page)
     assert message_texts(page) == [("user", "sent while offline"), ("assistant", "Got it")]
 
@@ -898,10 +902,7 @@ def test_message_is_sent_again_with_its_id_when_the_socket_drops_before_start(
     assert again == first
     assert socket.routes[1] is not socket.routes[0]
 
-    conversation_id = str(uuid.uuid4())
-    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
-    socket.send("token", "Yes", seq=1)
-    socket.send("end", **end_metadata(conversation_id), seq=2)
+    socket.answer("Yes")
     wait_answer_done(page)
     assert message_texts(page) == [("user", "did you get this?"), ("assistant", "Yes")]
 
@@ -916,10 +917,7 @@ def test_reload_before_start_sends_the_same_message_again(page: Page, live_serve
     assert again == first
     assert message_texts(page) == [("user", "are you there?")]
 
-    conversation_id = str(uuid.uuid4())
-    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
-    socket.send("token", "Here", seq=1)
-    socket.send("end", **end_metadata(conversation_id), seq=2)
+    socket.answer("Here")
     wait_answer_done(page)
     assert message_texts(page) == [("user", "are you there?"), ("assistant", "Here")]
 
@@ -1036,10 +1034,7 @@ def test_message_refused_by_a_restarting_server_goes_again_on_the_next_socket(
     wait_until(page, lambda: len(socket.messages()) == 2)
     first, again = socket.messages()
     assert again == first
-    conversation_id = str(uuid.uuid4())
-    socket.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
-    socket.send("token", "Yes", seq=1)
-    socket.send("end", **end_metadata(conversation_id), seq=2)
+    socket.answer("Yes")
     wait_answer_done(page)
     assert message_texts(page) == [("user", "still there?"), ("assistant", "Yes")]
     assert page.locator('[data-testid="message-note"]').count() == 0
