@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.db import connections
+from django.utils import timezone
 
+from tests.factories import usage_sample_create
 from tests.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +60,18 @@ def fake_upstream(_upstream_server: FakeUpstream, settings: Any) -> Iterator[Fak
     _upstream_server.reset()
     yield _upstream_server
     _upstream_server.reset()
+
+
+@pytest.fixture
+def today() -> date:
+    """Today's UTC date, the day usage reports end on."""
+    return timezone.now().astimezone(UTC).date()
+
+
+@pytest.fixture
+def usage_sample(today: date) -> dict[str, Any]:
+    """Known usage records over the last days (see tests.factories.usage_sample_create)."""
+    return usage_sample_create(today=today)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from pam_hybrid.admin.usage import UsageRecordAdmin
 from pam_hybrid.models import Conversation, Message, UsageRecord
-from tests.factories import conversation_create, message_create, usage_sample_create, user_create
+from tests.factories import conversation_create, message_create, user_create
 
 pytestmark = pytest.mark.django_db
 
@@ -55,16 +55,6 @@ def tags_of(html: str) -> Tags:
     parser = Tags()
     parser.feed(html)
     return parser
-
-
-@pytest.fixture
-def today() -> date:
-    return timezone.now().astimezone(UTC).date()
-
-
-@pytest.fixture
-def sample(today: date) -> dict[str, Any]:
-    return usage_sample_create(today=today)
 
 
 @pytest.fixture
@@ -139,7 +129,7 @@ def test_admin_index_links_to_the_dashboard_and_the_breakers_page(staff: Client)
     assert links["breakers-link"] == "/admin/pam/breakers/"
 
 
-def test_usage_list_shows_the_totals_of_every_record(staff: Client, sample: dict[str, Any]) -> None:
+def test_usage_list_shows_the_totals_of_every_record(staff: Client, usage_sample: dict[str, Any]) -> None:
     page = html(staff, USAGE_LIST)
     # All seven records, the one 40 days old included: 12049 = 2050 + 9999 input tokens, $1.0197 known cost.
     assert totals_of(page) == {
@@ -150,7 +140,7 @@ def test_usage_list_shows_the_totals_of_every_record(staff: Client, sample: dict
 
 
 def test_usage_totals_cover_every_page_of_the_filtered_set(
-    staff: Client, sample: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    staff: Client, usage_sample: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(UsageRecordAdmin, "list_per_page", 2)
     page = html(staff, f"{USAGE_LIST}?provider__exact=openai")
@@ -175,14 +165,14 @@ def test_usage_totals_cover_every_page_of_the_filtered_set(
     ],
 )
 def test_usage_totals_follow_the_filters(
-    staff: Client, sample: dict[str, Any], query: str, expected: tuple[str, ...]
+    staff: Client, usage_sample: dict[str, Any], query: str, expected: tuple[str, ...]
 ) -> None:
     totals = totals_of(html(staff, f"{USAGE_LIST}?{query}"))
     keys = ("requests", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "estimated")
     assert tuple(totals[key] for key in keys) == expected
 
 
-def test_usage_totals_by_date(staff: Client, sample: dict[str, Any], today: date) -> None:
+def test_usage_totals_by_date(staff: Client, usage_sample: dict[str, Any], today: date) -> None:
     query = f"created_at__year={today.year}&created_at__month={today.month}&created_at__day={today.day}"
     totals = totals_of(html(staff, f"{USAGE_LIST}?{query}"))
     assert (totals["requests"], totals["input_tokens"], totals["cost_usd"]) == ("3", "1300", "$0.018000")
@@ -191,8 +181,8 @@ def test_usage_totals_by_date(staff: Client, sample: dict[str, Any], today: date
     assert (totals["requests"], totals["input_tokens"], totals["cost_usd"]) == ("5", "2000", "$0.019200")
 
 
-def test_usage_record_page_is_read_only(staff: Client, sample: dict[str, Any]) -> None:
-    record: UsageRecord = sample["records"][2]
+def test_usage_record_page_is_read_only(staff: Client, usage_sample: dict[str, Any]) -> None:
+    record: UsageRecord = usage_sample["records"][2]
     page = html(staff, f"{USAGE_LIST}{record.pk}/change/")
     assert "claude-sonnet-5-5" in page and "0.01500000" in page
     inputs = [attrs for tag, attrs in tags_of(page).tags if tag in ("input", "textarea", "select")]
@@ -264,7 +254,7 @@ def test_message_list_and_page(staff: Client, conversations: dict[str, Conversat
 # --- the dashboard ---
 
 
-def test_dashboard_figures_for_the_default_30_days(staff: Client, sample: dict[str, Any], today: date) -> None:
+def test_dashboard_figures_for_the_default_30_days(staff: Client, usage_sample: dict[str, Any], today: date) -> None:
     page = html(staff, DASHBOARD)
     # requests, input, output, cost, cost unknown, median ttft, p95 ttft, error rate, fallback rate
     assert table_rows(page, "totals") == [
@@ -290,7 +280,9 @@ def test_dashboard_figures_for_the_default_30_days(staff: Client, sample: dict[s
     assert f"{day(29)} to {day(0)} (UTC days)" in page
 
 
-def test_dashboard_charts_are_inline_svg_with_the_data(staff: Client, sample: dict[str, Any], today: date) -> None:
+def test_dashboard_charts_are_inline_svg_with_the_data(
+    staff: Client, usage_sample: dict[str, Any], today: date
+) -> None:
     page = html(staff, DASHBOARD)
     tags = tags_of(page).tags
     bars = re.findall(
@@ -321,7 +313,7 @@ def test_dashboard_charts_are_inline_svg_with_the_data(staff: Client, sample: di
     assert ">median<" in legend[1] and ">p95<" in legend[1]
 
 
-def test_dashboard_has_no_inline_script_or_style(staff: Client, sample: dict[str, Any]) -> None:
+def test_dashboard_has_no_inline_script_or_style(staff: Client, usage_sample: dict[str, Any]) -> None:
     response = staff.get(DASHBOARD)
     assert "'unsafe-inline'" not in response["Content-Security-Policy"]
     page = tags_of(response.content.decode())
@@ -338,14 +330,16 @@ def test_dashboard_has_no_inline_script_or_style(staff: Client, sample: dict[str
      ("days=1&provider=openai", "2", 1)],
 )
 def test_dashboard_period_and_provider(
-    staff: Client, sample: dict[str, Any], query: str, requests: str, rows: int
+    staff: Client, usage_sample: dict[str, Any], query: str, requests: str, rows: int
 ) -> None:
     page = html(staff, f"{DASHBOARD}?{query}")
     assert table_rows(page, "totals")[0][0] == requests
     assert len(re.findall(r"<tr data-provider=", page)) == rows
 
 
-def test_dashboard_keeps_a_chosen_provider_without_usage_in_the_period(staff: Client, sample: dict[str, Any]) -> None:
+def test_dashboard_keeps_a_chosen_provider_without_usage_in_the_period(
+    staff: Client, usage_sample: dict[str, Any]
+) -> None:
     page = html(staff, f"{DASHBOARD}?days=1&provider=gemini")
     select = page.split('id="pam-provider"')[1].split("</select>")[0]
     options = re.findall(r'<option value="(\w*)"( selected)?>', select)
@@ -361,7 +355,7 @@ def test_dashboard_without_usage_says_so(staff: Client) -> None:
 
 
 def test_dashboard_csv_has_one_row_per_day_provider_and_model(
-    staff: Client, sample: dict[str, Any], today: date
+    staff: Client, usage_sample: dict[str, Any], today: date
 ) -> None:
     response = staff.get(f"{DASHBOARD}?format=csv")
     assert response.status_code == 200
@@ -380,7 +374,9 @@ def test_dashboard_csv_has_one_row_per_day_provider_and_model(
     ]
 
 
-def test_dashboard_csv_follows_the_period_and_provider(staff: Client, sample: dict[str, Any], today: date) -> None:
+def test_dashboard_csv_follows_the_period_and_provider(
+    staff: Client, usage_sample: dict[str, Any], today: date
+) -> None:
     response = staff.get(f"{DASHBOARD}?format=csv&days=1&provider=anthropic")
     assert response["Content-Disposition"] == f'attachment; filename="pam-usage-{today.isoformat()}-1d-anthropic.csv"'
     rows = list(csv.reader(io.StringIO(response.content.decode())))

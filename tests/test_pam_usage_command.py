@@ -9,30 +9,18 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from pam_hybrid.models import UsageRecord
-from tests.factories import usage_sample_create
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def today() -> date:
-    return timezone.now().astimezone(UTC).date()
-
-
-@pytest.fixture
-def sample(today: date) -> dict[str, Any]:
-    return usage_sample_create(today=today)
 
 
 def run(*args: str) -> str:
@@ -59,7 +47,7 @@ def table_lines(output: str, by: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_table_by_day_has_a_row_per_day_and_a_total(sample: dict[str, Any], today: date) -> None:
+def test_table_by_day_has_a_row_per_day_and_a_total(usage_sample: dict[str, Any], today: date) -> None:
     output = run()
     assert f"Usage by day, {(today - timedelta(days=29)).isoformat()} to {today.isoformat()} (UTC)" in output
     rows = table_lines(output, "day")
@@ -74,7 +62,7 @@ def test_table_by_day_has_a_row_per_day_and_a_total(sample: dict[str, Any], toda
     assert "\x1b[" not in output  # no colour codes when the output is not a terminal
 
 
-def test_table_by_user_is_sorted_by_spend(sample: dict[str, Any]) -> None:
+def test_table_by_user_is_sorted_by_spend(usage_sample: dict[str, Any]) -> None:
     rows = table_lines(run("--by", "user"), "user")
     assert [(name, cells[0], cells[3]) for name, cells in rows.items()] == [
         ("bob", "2", "$0.016200"),
@@ -84,7 +72,7 @@ def test_table_by_user_is_sorted_by_spend(sample: dict[str, Any]) -> None:
     ]
 
 
-def test_csv_by_model(sample: dict[str, Any]) -> None:
+def test_csv_by_model(usage_sample: dict[str, Any]) -> None:
     rows = list(csv.reader(io.StringIO(run("--by", "model", "--format", "csv"))))
     assert rows == [
         ["model", "requests", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "ttft_median_ms",
@@ -95,7 +83,7 @@ def test_csv_by_model(sample: dict[str, Any]) -> None:
     ]
 
 
-def test_json_by_provider_over_a_year(sample: dict[str, Any]) -> None:
+def test_json_by_provider_over_a_year(usage_sample: dict[str, Any]) -> None:
     objects = json.loads(run("--by", "provider", "--format", "json", "--days", "366"))
     # The record 40 days old counts now: openai gains 9999 + 9999 tokens, $1 and a 50 ms first token.
     assert objects == [
@@ -108,7 +96,7 @@ def test_json_by_provider_over_a_year(sample: dict[str, Any]) -> None:
     ]
 
 
-def test_json_by_route_for_today(sample: dict[str, Any]) -> None:
+def test_json_by_route_for_today(usage_sample: dict[str, Any]) -> None:
     objects = json.loads(run("--by", "route", "--format", "json", "--days", "1"))
     assert [(o["route"], o["requests"], o["cost_usd"], o["fallback_rate"]) for o in objects] == [
         ("complex", 1, "0.01500000", 1.0),
@@ -116,7 +104,7 @@ def test_json_by_route_for_today(sample: dict[str, Any]) -> None:
     ]
 
 
-def test_json_by_day_for_two_days(sample: dict[str, Any], today: date) -> None:
+def test_json_by_day_for_two_days(usage_sample: dict[str, Any], today: date) -> None:
     objects = json.loads(run("--format", "json", "--days", "2"))
     assert [(o["day"], o["requests"], o["cost_unknown"], o["ttft_median_ms"], o["error_rate"]) for o in objects] == [
         ((today - timedelta(days=1)).isoformat(), 2, 1, 200.0, 0.5),
@@ -124,7 +112,7 @@ def test_json_by_day_for_two_days(sample: dict[str, Any], today: date) -> None:
     ]
 
 
-def test_json_has_a_missing_time_as_null(sample: dict[str, Any]) -> None:
+def test_json_has_a_missing_time_as_null(usage_sample: dict[str, Any]) -> None:
     UsageRecord.objects.exclude(outcome=UsageRecord.Outcome.ERROR).delete()
     objects = json.loads(run("--format", "json", "--by", "provider"))
     assert objects == [
@@ -133,7 +121,7 @@ def test_json_has_a_missing_time_as_null(sample: dict[str, Any]) -> None:
     ]
 
 
-def test_empty_period(sample: dict[str, Any]) -> None:
+def test_empty_period(usage_sample: dict[str, Any]) -> None:
     UsageRecord.objects.all().delete()
     assert json.loads(run("--format", "json")) == []
     assert run("--format", "csv").splitlines() == [
@@ -169,6 +157,6 @@ def test_help_explains_the_options_and_columns() -> None:
         assert expected in text, expected
 
 
-def test_force_color_colours_the_table(sample: dict[str, Any]) -> None:
+def test_force_color_colours_the_table(usage_sample: dict[str, Any]) -> None:
     assert "\x1b[" in run("--force-color")
     assert "\x1b[" not in run("--format", "csv", "--force-color")

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from pam_hybrid.usage_report import (
     by_spend,
@@ -20,21 +19,11 @@ from pam_hybrid.usage_report import (
     usage_stats,
     usage_totals,
 )
-from tests.factories import usage_record_create, usage_sample_create, user_create
+from tests.factories import usage_record_create, user_create
 
 pytestmark = pytest.mark.django_db
 
 NOON = datetime(2025, 3, 10, 12, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def today() -> date:
-    return timezone.now().astimezone(UTC).date()
-
-
-@pytest.fixture
-def sample(today: date) -> dict[str, Any]:
-    return usage_sample_create(today=today)
 
 
 def figures(stats: Any) -> tuple[Any, ...]:
@@ -83,7 +72,7 @@ def test_records_on_the_first_midnight_are_in_the_period_and_a_second_before_is_
 # --- the figures ---
 
 
-def test_totals_of_the_default_period(sample: dict[str, Any]) -> None:
+def test_totals_of_the_default_period(usage_sample: dict[str, Any]) -> None:
     totals = usage_totals(records=usage_records(days=30))
     # Six records in 30 days; the one 40 days ago is left out. TTFTs 100, 300, 500, 200, 1000 (the error had none).
     assert figures(totals) == ((), 6, 2050, 825, Decimal("0.0197"), 1, 1, 1, 1, 300.0, pytest.approx(900.0))
@@ -91,7 +80,7 @@ def test_totals_of_the_default_period(sample: dict[str, Any]) -> None:
     assert totals.fallback_rate == pytest.approx(1 / 6)
 
 
-def test_by_provider_and_model(sample: dict[str, Any]) -> None:
+def test_by_provider_and_model(usage_sample: dict[str, Any]) -> None:
     rows = usage_stats(records=usage_records(days=30), by=("provider", "model"))
     assert [figures(row) for row in rows] == [
         (("anthropic", "claude-sonnet-5-5"), 2, 1400, 500, Decimal("0.0162"), 0, 0, 1, 1, 500.0, 500.0),
@@ -101,7 +90,7 @@ def test_by_provider_and_model(sample: dict[str, Any]) -> None:
     assert (rows[0].error_rate, rows[0].fallback_rate) == (0.5, 0.5)
 
 
-def test_by_day_uses_utc_dates(sample: dict[str, Any], today: date) -> None:
+def test_by_day_uses_utc_dates(usage_sample: dict[str, Any], today: date) -> None:
     rows = usage_stats(records=usage_records(days=30), by=("day",))
     assert [figures(row) for row in rows] == [
         ((today - timedelta(days=6),), 1, 50, 25, Decimal("0.0005"), 0, 0, 0, 0, 1000.0, 1000.0),
@@ -110,7 +99,7 @@ def test_by_day_uses_utc_dates(sample: dict[str, Any], today: date) -> None:
     ]
 
 
-def test_by_day_provider_and_model_as_in_the_csv(sample: dict[str, Any], today: date) -> None:
+def test_by_day_provider_and_model_as_in_the_csv(usage_sample: dict[str, Any], today: date) -> None:
     rows = usage_stats(records=usage_records(days=30), by=("day", "provider", "model"))
     keys_and_requests = [(row.key, row.requests, row.cost_usd) for row in rows]
     assert keys_and_requests == [
@@ -124,7 +113,7 @@ def test_by_day_provider_and_model_as_in_the_csv(sample: dict[str, Any], today: 
     assert (unknown_only.cost_unknown, unknown_only.estimated, unknown_only.ttft_median_ms) == (1, 1, 200.0)
 
 
-def test_by_user_sorted_by_spend(sample: dict[str, Any]) -> None:
+def test_by_user_sorted_by_spend(usage_sample: dict[str, Any]) -> None:
     rows = by_spend(usage_stats(records=usage_records(days=30), by=("user",)))
     assert [(row.key, row.requests, row.cost_usd, row.cost_unknown) for row in rows] == [
         (("bob",), 2, Decimal("0.0162"), 0),
@@ -133,7 +122,7 @@ def test_by_user_sorted_by_spend(sample: dict[str, Any]) -> None:
     ]
 
 
-def test_by_route(sample: dict[str, Any]) -> None:
+def test_by_route(usage_sample: dict[str, Any]) -> None:
     rows = usage_stats(records=usage_records(days=30), by=("route",))
     assert [(row.key, row.requests, row.input_tokens, row.cost_usd) for row in rows] == [
         (("complex",), 3, 1450, Decimal("0.0167")),
@@ -141,7 +130,7 @@ def test_by_route(sample: dict[str, Any]) -> None:
     ]
 
 
-def test_one_day_and_one_provider(sample: dict[str, Any], today: date) -> None:
+def test_one_day_and_one_provider(usage_sample: dict[str, Any], today: date) -> None:
     today_only = usage_totals(records=usage_records(days=1))
     assert (today_only.requests, today_only.cost_usd, today_only.fallbacks) == (3, Decimal("0.018"), 1)
     anthropic = usage_totals(records=usage_records(days=30, provider="anthropic"))
