@@ -149,8 +149,9 @@ def running_upstream() -> contextlib.AbstractContextManager[Upstream]:
 
 def db_probe(count: int, directory: str) -> None:
     """Run in a child process with the server's environment, after the server stopped: save `count` answers as
-    the gateway saves an open-breaker answer (services.exchange_open, then services.answer_save, each through
-    database_sync_to_async as in the server), timing each step; and `count` fsyncs of a 4 KiB write in
+    the gateway saves an answer it streamed (services.exchanges_open, then services.answers_save, each of one
+    item, through database_sync_to_async as in the server) and as it saves an open-breaker answer
+    (services.exchange_save), timing each step; and `count` fsyncs of a 4 KiB write in
     `directory` (where the SQLite file is). Prints one JSON object of lists of ms."""
     import django
 
@@ -204,16 +205,16 @@ def db_probe(count: int, directory: str) -> None:
 
     async def run() -> None:
         nothing = database_sync_to_async(lambda: None)
-        opened = database_sync_to_async(counted("exchange_open", services.exchange_open))
-        saved = database_sync_to_async(counted("answer_save", services.answer_save))
+        opened = database_sync_to_async(counted("exchange_open", services.exchanges_open))
+        saved = database_sync_to_async(counted("answer_save", services.answers_save))
         for index in range(count + 3):  # the first 3 are a warm-up
             answer = new_answer()
             started = time.perf_counter()
             await nothing()
             hop = time.perf_counter()
-            await opened(user=user, answer=answer, content=f"{QUESTION} [bench:probe-{index}]")
+            await opened(exchanges=[services.Exchange(user, answer, f"{QUESTION} [bench:probe-{index}]")])
             between = time.perf_counter()
-            await saved(user=user, answer=answer)
+            await saved(saves=[services.AnswerSave(user, answer)])
             if index >= 3:
                 timings["hop"].append((hop - started) * 1000)
                 timings["exchange_open"].append((between - hop) * 1000)

@@ -107,11 +107,6 @@ def exchanges_open(*, exchanges: Sequence[Exchange]) -> None:
     _exchange_rows(exchanges, finished=False)
 
 
-def exchange_open(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
-    """One exchange's rows (see exchanges_open)."""
-    exchanges_open(exchanges=[Exchange(user, answer, content)])
-
-
 @transaction.atomic
 def exchange_save(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
     """The user's message and its finished answer with its usage, in one transaction of four statements: for an
@@ -183,11 +178,6 @@ def answers_save(*, saves: Sequence[AnswerSave]) -> None:
         update_fields=_USAGE_FIELDS_ON_CONFLICT,
     )
     Conversation.objects.filter(id__in={save.answer.conversation_id for save in saves}).update(updated_at=now)
-
-
-def answer_save(*, user: AbstractBaseUser, answer: Answer) -> None:
-    """One answer's save (see answers_save)."""
-    answers_save(saves=[AnswerSave(user, answer)])
 
 
 def checkpoint_and_sweep(*, answers: list[Answer], live_ids: Collection[uuid.UUID], older_than: timedelta) -> int:
