@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from pam_hybrid.core.breaker import BreakerUnavailable, State
-from pam_hybrid.core.breakers import provider_breaker
+from pam_hybrid.core.breaker import State
+from pam_hybrid.core.breakers import breaker_readings, provider_breaker
 from pam_hybrid.observability.metrics import multiprocess_mode
 from pam_hybrid.providers.registry import provider_names
 
@@ -41,14 +41,11 @@ async def breaker_states() -> GaugeMetricFamily:
     family = GaugeMetricFamily(
         "pam_breaker_state", "Circuit breaker of each provider: 0 closed, 1 half-open, 2 open.", labels=["provider"]
     )
-    breaker = provider_breaker()
-    for provider in provider_names():
-        try:
-            status = await breaker.status(provider)
-        except BreakerUnavailable:
-            logger.warning("metrics: the breaker store is unreachable; %s's state is left out", provider)
+    for reading in await breaker_readings(provider_breaker(), provider_names()):
+        if reading.status is None:
+            logger.warning("metrics: the breaker store is unreachable; %s's state is left out", reading.provider)
             continue
-        family.add_metric([provider], BREAKER_STATE_VALUES[status.state])
+        family.add_metric([reading.provider], BREAKER_STATE_VALUES[reading.status.state])
     return family
 
 
