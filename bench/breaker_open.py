@@ -160,8 +160,8 @@ def db_probe(count: int, directory: str) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from pam_hybrid import services
-    from pam_hybrid.core.answer import Answer
+    from pam_hybrid.conversations import services
+    from pam_hybrid.domain.answer import Answer
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
     timings: dict[str, list[float]] = {"hop": [], "exchange_open": [], "answer_save": [], "fsync": []}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pam_hybrid.core.classifier import classify
+from pam_hybrid.gateway.classifier import classify
 
 QUERIES = {
     "short question": "What is the capital of France?",

@@ -11,4 +11,4 @@ class PamHybridConfig(AppConfig):
     verbose_name = "PAM Hybrid"
 
     def ready(self) -> None:
-        from pam_hybrid import signals  # noqa: F401  (connects the receivers)
+        from pam_hybrid.chat import sessions  # noqa: F401  (connects the receivers)

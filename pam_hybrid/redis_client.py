@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from django.conf import settings
 from redis.driver_info import DriverInfo
 
-from pam_hybrid.providers.client_cache import cached_client
+from pam_hybrid.process import cached_client
 
 MAX_CONNECTIONS = 256
 

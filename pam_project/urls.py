@@ -12,5 +12,5 @@ urlpatterns = [
     path("admin/pam/usage/", admin.site.admin_view(usage_dashboard), name="pam_usage_dashboard"),
     path("admin/pam/breakers/", admin.site.admin_view(breaker_status_view), name="pam_breakers"),
     path("admin/", admin.site.urls),
-    path("", include("pam_hybrid.urls")),
+    path("", include("pam_hybrid.chat.urls")),
 ]

@@ -25,8 +25,8 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient, Client
 from websockets.asyncio.client import connect as ws_connect
 
-from pam_hybrid.core.breaker import BreakerStatus
-from pam_hybrid.core.breakers import provider_breaker
+from pam_hybrid.breakers import BreakerStatus
+from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
 from tests.conftest import run_daphne
 from tests.fake_upstream import FakeUpstream, Scenario

@@ -12,7 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from pam_hybrid.consumers import ChatConsumer
+from pam_hybrid.chat.consumer import ChatConsumer
 from pam_hybrid.models import Conversation, Message, UsageRecord
 from tests.fake_upstream import FakeUpstream, Scenario
 

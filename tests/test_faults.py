@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pam_hybrid.core.breakers import provider_breaker
+from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
 from tests.fake_upstream import FakeUpstream, Scenario
 from tests.test_consumer import connect, message, receive_until_done, saved_answer, text_of

@@ -21,8 +21,8 @@ from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect as ws_connect
 
-from pam_hybrid.core import live
 from pam_hybrid.models import UsageRecord
+from pam_hybrid.runtime import live
 from tests.conftest import run_daphne
 from tests.fake_upstream import FakeUpstream, Scenario
 from tests.test_consumer import connect, message, receive_until_done

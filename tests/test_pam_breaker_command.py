@@ -18,8 +18,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command, load_command_class
 
-from pam_hybrid.core.breaker import BreakerStatus, CircuitBreaker, RedisBreakerStore
-from pam_hybrid.core.breakers import breaker_config
+from pam_hybrid.breakers import BreakerStatus, CircuitBreaker, RedisBreakerStore
+from pam_hybrid.breakers.wiring import breaker_config
 from pam_hybrid.models import BreakerEvent
 from pam_hybrid.redis_client import redis_key
 from tests.fake_upstream import FakeUpstream, Scenario

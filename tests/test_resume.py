@@ -12,9 +12,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from pam_hybrid import services
-from pam_hybrid.core import maintenance
+from pam_hybrid.conversations import services
 from pam_hybrid.models import Conversation, Message, UsageRecord
+from pam_hybrid.runtime import maintenance
 from tests.fake_upstream import FakeUpstream, Scenario
 from tests.test_consumer import connect, message, receive_until_done, settled_answer, text_of
 

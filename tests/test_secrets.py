@@ -23,7 +23,7 @@ from django.contrib.staticfiles import finders
 from django.test import AsyncClient, Client
 from websockets.asyncio.client import connect as ws_connect
 
-from pam_hybrid.exceptions import PamError, ProviderError
+from pam_hybrid.domain.exceptions import PamError, ProviderError
 from pam_hybrid.models import BreakerEvent, Message, UsageRecord
 from tests.conftest import TEST_API_KEY, run_daphne
 from tests.fake_upstream import FakeUpstream, Scenario

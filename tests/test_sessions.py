@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
-from pam_hybrid.consumers import ChatConsumer
+from pam_hybrid.chat.consumer import ChatConsumer
 from pam_hybrid.models import Message
 from tests.fake_upstream import FakeUpstream, Scenario
 from tests.test_consumer import message, settled_answer

@@ -1,4 +1,4 @@
-"""Graceful SIGTERM and /healthz against a real daphne process of each test's own (pam_hybrid.core.shutdown)."""
+"""Graceful SIGTERM and /healthz against a real daphne process of each test's own (pam_hybrid.runtime.shutdown)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from pam_hybrid.core import shutdown
 from pam_hybrid.models import Message, UsageRecord
+from pam_hybrid.runtime import shutdown
 from tests.conftest import ROOT, TEST_API_KEY, _database_url, _free_port, _wait_for_port
 from tests.fake_upstream import FakeUpstream, Scenario
 

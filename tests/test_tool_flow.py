@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pam_hybrid.core.chunks import ToolCall
+from pam_hybrid.domain.chunks import ToolCall
 from pam_hybrid.models import Message, UsageRecord
 from pam_hybrid.tools import registry
 from pam_hybrid.tools.base import ToolArguments, ToolContext, tool

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pam_hybrid.usage_report import (
+from pam_hybrid.usage.report import (
     by_spend,
     clamp_days,
     percentile_cont,

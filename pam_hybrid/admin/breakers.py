@@ -10,10 +10,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from pam_hybrid.breaker_selectors import breaker_event_list_recent, breaker_provider_names
-from pam_hybrid.conf import pam_settings
-from pam_hybrid.core.breaker import BreakerUnavailable
-from pam_hybrid.core.breakers import (
+from pam_hybrid.breakers import BreakerUnavailable
+from pam_hybrid.breakers.selectors import breaker_event_list_recent, breaker_provider_names
+from pam_hybrid.breakers.wiring import (
     ActionOutcome,
     BreakerAction,
     BreakerReading,
@@ -22,6 +21,7 @@ from pam_hybrid.core.breakers import (
     breaker_state_shared,
     provider_breaker,
 )
+from pam_hybrid.conf import pam_settings
 from pam_hybrid.models import BreakerEvent
 
 RECENT_EVENTS = 20

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from pam_hybrid.usage_report import UsageStats
+from pam_hybrid.usage.report import UsageStats
 
 WIDTH, HEIGHT = 760, 280
 LEFT, RIGHT, TOP, BOTTOM = 72, 16, 36, 44

@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from pam_hybrid.admin.charts import cost_per_day_chart, ttft_per_day_chart
 from pam_hybrid.models import UsageRecord
-from pam_hybrid.usage_export import usage_csv_write
-from pam_hybrid.usage_report import (
+from pam_hybrid.usage.export import usage_csv_write
+from pam_hybrid.usage.report import (
     Dimension,
     by_spend,
     clamp_days,

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from pam_hybrid.models import UsageRecord
-from pam_hybrid.usage_report import usage_totals
+from pam_hybrid.usage.report import usage_totals
 
 
 class EstimatedFilter(admin.SimpleListFilter):

@@ -1,1 +1,2 @@
-"""What the staff side watches: Prometheus metrics (across server processes) and one JSON log line per answer."""
+"""What the staff side watches: Prometheus metrics (across server processes), one JSON log line per answer,
+and the /metrics view."""

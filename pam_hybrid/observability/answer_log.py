@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pam_hybrid.core.answer import Answer
+from pam_hybrid.domain.answer import Answer
 
 logger = logging.getLogger("pam_hybrid.answers")
 

@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from pam_hybrid.core.breaker import State
-from pam_hybrid.core.breakers import breaker_readings, provider_breaker
+from pam_hybrid.breakers import State
+from pam_hybrid.breakers.wiring import breaker_readings, provider_breaker
 from pam_hybrid.observability.metrics import multiprocess_mode
 from pam_hybrid.providers.registry import provider_names
 

@@ -13,7 +13,7 @@ import os
 
 from prometheus_client import Counter, Gauge, Histogram, multiprocess, values
 
-from pam_hybrid.core.answer import Answer
+from pam_hybrid.domain.answer import Answer
 
 SECONDS_PER_MS = 1000
 TTFT_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)

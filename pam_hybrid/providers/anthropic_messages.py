@@ -30,9 +30,9 @@ from anthropic.types import (
 from anthropic.types import TextDelta as SDKTextDelta
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, ToolCall, Usage
+from pam_hybrid.domain.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, ToolCall, Usage
+from pam_hybrid.process import cached_client
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
-from pam_hybrid.providers.client_cache import cached_client
 from pam_hybrid.providers.errors import translate
 
 COMPLETE_REASONS = frozenset({"end_turn", "stop_sequence", "refusal"})

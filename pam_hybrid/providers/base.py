@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import ChatTurn, ProviderEvent
+from pam_hybrid.domain.chunks import ChatTurn, ProviderEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pam_hybrid.exceptions import (
+from pam_hybrid.domain.exceptions import (
     ProviderError,
     ProviderRateLimited,
     ProviderRejected,

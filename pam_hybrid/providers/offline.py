@@ -10,7 +10,7 @@ import re
 from collections.abc import AsyncGenerator
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import Accepted, Finish, ProviderEvent, TextDelta, Usage
+from pam_hybrid.domain.chunks import Accepted, Finish, ProviderEvent, TextDelta, Usage
 from pam_hybrid.providers.base import ModelRequest
 
 OFFLINE_MODEL = "pam-offline"

@@ -20,9 +20,9 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.core.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, ToolCall, Usage
+from pam_hybrid.domain.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, ToolCall, Usage
+from pam_hybrid.process import cached_client
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
-from pam_hybrid.providers.client_cache import cached_client
 from pam_hybrid.providers.errors import translate
 from pam_hybrid.providers.sse import sse_events
 

@@ -15,7 +15,7 @@ from uuid import UUID
 from django.contrib.auth.base_user import AbstractBaseUser
 from pydantic import BaseModel, ConfigDict
 
-from pam_hybrid.exceptions import PamError
+from pam_hybrid.domain.exceptions import PamError
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 

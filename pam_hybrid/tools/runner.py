@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pam_hybrid.core.chunks import ToolCall, ToolResult
+from pam_hybrid.domain.chunks import ToolCall, ToolResult
 from pam_hybrid.tools.base import Tool, ToolContext, ToolError
 from pam_hybrid.tools.registry import all_tools, get_tool
 

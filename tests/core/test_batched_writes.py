@@ -12,12 +12,12 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import IntegrityError
 
-from pam_hybrid import services
-from pam_hybrid.core.answer import Answer, ModelCall
-from pam_hybrid.core.batched_writes import BatchedWrites
-from pam_hybrid.core.chunks import Usage
+from pam_hybrid.conversations import services
+from pam_hybrid.conversations.batched_writes import BatchedWrites
+from pam_hybrid.conversations.services import AnswerSave, Exchange
+from pam_hybrid.domain.answer import Answer, ModelCall
+from pam_hybrid.domain.chunks import Usage
 from pam_hybrid.models import Conversation, Message, UsageRecord
-from pam_hybrid.services import AnswerSave, Exchange
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

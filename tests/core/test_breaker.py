@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from pam_hybrid.core.breaker import (
+from pam_hybrid.breakers import (
     BreakerConfig,
     BreakerStore,
     CircuitBreaker,
@@ -319,7 +319,7 @@ async def test_callbacks_get_every_transition_and_a_raising_one_is_logged(
     async def record(transition: Transition) -> None:
         seen.append(transition)
 
-    with caplog.at_level(logging.ERROR, logger="pam_hybrid.core.breaker"):
+    with caplog.at_level(logging.ERROR, logger="pam_hybrid.breakers"):
         opened = await fail(breaker, FAST.consecutive_failures)
         await asyncio.sleep(COOLED_S)
         permit = await probe(breaker)
@@ -513,7 +513,7 @@ async def test_redis_store_times_with_the_redis_clock(monkeypatch: pytest.Monkey
 async def test_an_unreachable_redis_fails_open(caplog: pytest.LogCaptureFixture) -> None:
     store = RedisBreakerStore.from_url("redis://127.0.0.1:1/0", timeout_s=0.2)
     breaker = CircuitBreaker(store, FAST)
-    with caplog.at_level(logging.WARNING, logger="pam_hybrid.core.breaker"):
+    with caplog.at_level(logging.WARNING, logger="pam_hybrid.breakers"):
         permit = await breaker.acquire("openai")
         assert permit is not None
         assert await breaker.failure(permit, reason="HTTP 503") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pam_hybrid.core.classifier import classify
+from pam_hybrid.gateway.classifier import classify
 
 
 @pytest.mark.parametrize("text", ["What is the capital of France?", "hi", "Translate 'cat' to German", "2+2?"])

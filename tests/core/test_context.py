@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pam_hybrid.core.chunks import ChatTurn
-from pam_hybrid.core.context import estimate_tokens, fit_to_budget
+from pam_hybrid.domain.chunks import ChatTurn
+from pam_hybrid.domain.context import estimate_tokens, fit_to_budget
 
 
 def test_newest_turns_within_budget_are_kept_in_order() -> None:

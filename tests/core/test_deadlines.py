@@ -11,9 +11,9 @@ from collections.abc import AsyncGenerator
 import pytest
 
 from pam_hybrid.conf import PamSettings, pam_settings
-from pam_hybrid.core.chunks import Accepted, ProviderEvent, TextDelta, Usage
-from pam_hybrid.core.deadlines import with_deadlines
-from pam_hybrid.exceptions import ProviderTimedOut
+from pam_hybrid.domain.chunks import Accepted, ProviderEvent, TextDelta, Usage
+from pam_hybrid.domain.exceptions import ProviderTimedOut
+from pam_hybrid.gateway.deadlines import with_deadlines
 
 
 async def events_at(*timed: tuple[float, ProviderEvent]) -> AsyncGenerator[ProviderEvent, None]:

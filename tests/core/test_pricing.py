@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from pam_hybrid.core.chunks import Usage
-from pam_hybrid.core.pricing import cost_usd, model_family
+from pam_hybrid.domain.chunks import Usage
+from pam_hybrid.domain.pricing import cost_usd, model_family
 
 
 def test_cost_is_exact_decimal() -> None:
@@ -28,7 +28,7 @@ def test_dated_snapshots_resolve_to_their_family(model: str, family: str) -> Non
 
 
 def test_unknown_model_has_unknown_cost_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="pam_hybrid.core.pricing"):
+    with caplog.at_level(logging.WARNING, logger="pam_hybrid.domain.pricing"):
         assert cost_usd("llama-local-test-model", Usage(input_tokens=10, output_tokens=10)) is None
         assert cost_usd("llama-local-test-model", Usage(input_tokens=10, output_tokens=10)) is None
     assert len([r for r in caplog.records if "llama-local-test-model" in r.getMessage()]) == 1
@@ -50,7 +50,7 @@ def test_anthropic_cache_reads_and_writes_have_their_own_rates() -> None:
 
 
 def test_total_cost_is_unknown_if_any_call_is() -> None:
-    from pam_hybrid.core.pricing import total_cost
+    from pam_hybrid.domain.pricing import total_cost
 
     assert total_cost([Decimal("0.1"), Decimal("0.2")]) == Decimal("0.3")
     assert total_cost([Decimal("0.1"), None]) is None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pam_hybrid.conf import PamSettings, pam_settings
-from pam_hybrid.core.routes import TargetUnavailable, configured_providers, fallback_target, resolve_route
+from pam_hybrid.gateway.routes import TargetUnavailable, configured_providers, fallback_target, resolve_route
 from pam_hybrid.providers.offline import OFFLINE_MODEL
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pam_hybrid.core.chunks import ChatTurn
+from pam_hybrid.domain.chunks import ChatTurn
 from pam_hybrid.providers.anthropic_messages import alternating_turns
 
 

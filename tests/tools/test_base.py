@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from pam_hybrid.exceptions import PamError
+from pam_hybrid.domain.exceptions import PamError
 from pam_hybrid.tools.base import Tool, ToolArguments, ToolContext, ToolError, tidy_schema, tool
 
 

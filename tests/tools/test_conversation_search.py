@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from pam_hybrid.core.chunks import ToolCall
+from pam_hybrid.domain.chunks import ToolCall
 from pam_hybrid.tools.base import ToolContext
 from pam_hybrid.tools.conversation_search import SearchArgs, search_conversations, snippet
 from pam_hybrid.tools.runner import run_tool_call

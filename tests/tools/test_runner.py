@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from pydantic import Field
 
-from pam_hybrid.core.chunks import ToolCall, ToolResult
+from pam_hybrid.domain.chunks import ToolCall, ToolResult
 from pam_hybrid.tools.base import Tool, ToolArguments, ToolContext, ToolError, tool
 from pam_hybrid.tools.registry import register, unregister
 from pam_hybrid.tools.runner import TOOL_FAILED, run_tool_call, run_tool_calls

@@ -17,10 +17,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pam_hybrid.breaker_selectors import breaker_event_list_recent, breaker_provider_names
-from pam_hybrid.conf import pam_settings
-from pam_hybrid.core.breaker import BreakerStatus, BreakerUnavailable
-from pam_hybrid.core.breakers import (
+from pam_hybrid.breakers import BreakerStatus, BreakerUnavailable
+from pam_hybrid.breakers.selectors import breaker_event_list_recent, breaker_provider_names
+from pam_hybrid.breakers.wiring import (
     ActionOutcome,
     BreakerAction,
     BreakerReading,
@@ -30,6 +29,7 @@ from pam_hybrid.core.breakers import (
     breaker_state_shared,
     shared_breaker,
 )
+from pam_hybrid.conf import pam_settings
 from pam_hybrid.models import BreakerEvent
 
 TABLE_WIDTH = 180

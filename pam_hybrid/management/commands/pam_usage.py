@@ -12,8 +12,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pam_hybrid.usage_export import usage_csv_write, usage_json_objects
-from pam_hybrid.usage_report import (
+from pam_hybrid.usage.export import usage_csv_write, usage_json_objects
+from pam_hybrid.usage.report import (
     DEFAULT_DAYS,
     DIMENSIONS,
     MAX_DAYS,

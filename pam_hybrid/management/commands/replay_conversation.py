@@ -13,10 +13,10 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pam_hybrid import replay_selectors
 from pam_hybrid.conf import pam_settings
-from pam_hybrid.conversation_replay import Figures, ReplayOptions, ReplayPlan, Total, replay_plan, replay_run, total
-from pam_hybrid.core.routes import TargetUnavailable
+from pam_hybrid.gateway.routes import TargetUnavailable
+from pam_hybrid.replay import selectors as replay_selectors
+from pam_hybrid.replay.conversation import Figures, ReplayOptions, ReplayPlan, Total, replay_plan, replay_run, total
 
 TABLE_WIDTH = 200
 QUESTION_CHARS = 28

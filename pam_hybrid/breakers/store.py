@@ -1,0 +1,23 @@
+"""What a breaker store (in process or in Redis) must do, and the error it raises when it cannot be reached."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pam_hybrid.breakers.config import BreakerConfig
+from pam_hybrid.breakers.values import BreakerStatus, Permit, Transition
+from pam_hybrid.domain.exceptions import PamError
+
+
+class BreakerUnavailable(PamError):
+    """The shared breaker store could not be reached."""
+
+
+class BreakerStore(Protocol):
+    async def acquire(self, provider: str, config: BreakerConfig) -> Permit | None: ...
+    async def success(self, permit: Permit, config: BreakerConfig) -> Transition | None: ...
+    async def failure(self, permit: Permit, config: BreakerConfig, reason: str) -> Transition | None: ...
+    async def release(self, permit: Permit) -> None: ...
+    async def status(self, provider: str, config: BreakerConfig) -> BreakerStatus: ...
+    async def reset(self, provider: str, config: BreakerConfig, reason: str, actor: str) -> Transition | None: ...
+    async def force_open(self, provider: str, config: BreakerConfig, reason: str, actor: str) -> Transition | None: ...

@@ -1,0 +1,113 @@
+"""Parsing and validating client frames: anything unusable becomes a BadInput with a message for the user."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pam_hybrid.conf import PamSettings
+from pam_hybrid.domain.exceptions import BadInput
+
+ROUTE_CHOICES = ("auto", "simple", "complex")
+CLIENT_MSG_ID_MAX = 100
+# NUL (PostgreSQL's text columns refuse it) and unpaired surrogates (a JSON escape such as "\ud800" decodes to one;
+# it has no UTF-8 form, so neither the database, the SDKs nor the socket can carry it).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFrame:
+    content: str
+    conversation_id: str | None
+    stream: bool
+    route: str
+    client_msg_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlFrame:
+    type: str  # "cancel" or "ping"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeFrame:
+    """Follow an answer again from the frame after `last_seq` (-1: from its start)."""
+
+    message_id: uuid.UUID
+    last_seq: int
+
+
+def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | ControlFrame | ResumeFrame:
+    if text is None:
+        raise BadInput("binary frame", user_message="Binary frames are not supported; send JSON text.")
+    if len(text.encode("utf-8", "surrogatepass")) > settings.max_frame_bytes:
+        raise BadInput("frame too large", user_message=f"That frame is larger than {settings.max_frame_bytes} bytes.")
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput("invalid json", user_message="That frame is not valid JSON.") from exc
+    except (RecursionError, ValueError) as exc:
+        # Nesting deeper than the parser's recursion limit, or an integer longer than Python converts (4300 digits).
+        raise BadInput(
+            "unreadable json", user_message="That frame is nested too deeply or holds too long a number."
+        ) from exc
+    if not isinstance(data, dict):
+        raise BadInput("not an object", user_message="A frame must be a JSON object with a \"type\".")
+    kind = data.get("type")
+    if kind in ("cancel", "ping"):
+        return ControlFrame(type=kind)
+    if kind == "resume":
+        return _resume_frame(data)
+    if kind != "message":
+        raise BadInput(
+            "unknown type", user_message="Unknown frame type: use \"message\", \"resume\", \"cancel\" or \"ping\"."
+        )
+    return _message_frame(data, settings)
+
+
+def _resume_frame(data: dict[str, Any]) -> ResumeFrame:
+    try:
+        message_id = uuid.UUID(str(data.get("message_id")))
+    except ValueError as exc:
+        raise BadInput("bad message_id", user_message="\"message_id\" must be an answer's id.") from exc
+    last_seq = data.get("last_seq", -1)
+    if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1:
+        raise BadInput("bad last_seq", user_message="\"last_seq\" must be a whole number, -1 or more.")
+    return ResumeFrame(message_id=message_id, last_seq=last_seq)
+
+
+def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
+    content = data.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise BadInput("content missing", user_message="A message needs some text in \"content\".")
+    if len(content) > settings.max_message_chars:
+        raise BadInput(
+            "content too long",
+            user_message=f"That message is too long ({len(content)} characters; the limit is "
+            f"{settings.max_message_chars}).",
+        )
+    if _UNSTORABLE.search(content):
+        raise BadInput("unstorable content", user_message="That message contains characters that cannot be sent "
+                       "(a NUL, or half of an emoji or other symbol); remove them and send it again.")
+    conversation_id = data.get("conversation_id")
+    if conversation_id is not None and not isinstance(conversation_id, str):
+        raise BadInput("bad conversation_id", user_message="\"conversation_id\" must be a string or null.")
+    route = data.get("route", "auto")
+    if route not in ROUTE_CHOICES:
+        raise BadInput("bad route", user_message="\"route\" must be \"auto\", \"simple\" or \"complex\".")
+    client_msg_id = data.get("client_msg_id", "")
+    if not isinstance(client_msg_id, str) or len(client_msg_id) > CLIENT_MSG_ID_MAX:
+        raise BadInput("bad client_msg_id", user_message="\"client_msg_id\" must be a short string.")
+    if _UNSTORABLE.search(client_msg_id):
+        raise BadInput("unstorable client_msg_id", user_message="\"client_msg_id\" must not contain a NUL or half "
+                       "of a character.")
+    return MessageFrame(
+        content=content,
+        conversation_id=conversation_id or None,
+        stream=data.get("stream") is True,
+        route=route,
+        client_msg_id=client_msg_id,
+    )

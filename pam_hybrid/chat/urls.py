@@ -1,0 +1,24 @@
+"""The app's URLs. The names are a contract with templates, settings (LOGIN_URL, LOGIN_REDIRECT_URL) and tests."""
+
+from __future__ import annotations
+
+from django.contrib.auth.views import LogoutView
+from django.urls import path
+
+from pam_hybrid.chat import views
+from pam_hybrid.observability import view as metrics_view
+
+urlpatterns = [
+    path("", views.chat, name="chat"),
+    path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_view.metrics, name="metrics"),
+    path("accounts/login/", views.PamLoginView.as_view(), name="login"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("api/conversations/", views.conversations, name="conversations"),
+    path(
+        "api/conversations/<uuid:conversation_id>/messages/",
+        views.conversation_messages,
+        name="conversation_messages",
+    ),
+]

@@ -1,0 +1,115 @@
+"""What the gateway knows about one answer as it streams, and hands to the services to save."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pam_hybrid.domain.chunks import Finish, ToolCall, ToolResult, Usage
+from pam_hybrid.domain.pricing import total_cost
+
+
+@dataclass(slots=True)
+class ModelCall:
+    """One call to a model within an answer (an answer with tool rounds makes several)."""
+
+    provider: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal | None = None
+    finish_reason: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            **asdict(self.usage),
+            "cost_usd": None if self.cost_usd is None else f"{self.cost_usd:f}",
+            "finish_reason": self.finish_reason,
+        }
+
+
+@dataclass(slots=True)
+class Answer:
+    """One assistant answer in progress: its ids exist before any database write."""
+
+    conversation_id: uuid.UUID
+    user_message_id: uuid.UUID
+    route: str
+    provider: str
+    model: str
+    client_msg_id: str
+    classification_ms: float
+    message_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    parts: list[str] = field(default_factory=list)
+    calls: list[ModelCall] = field(default_factory=list)
+    tool_log: list[dict[str, Any]] = field(default_factory=list)
+    stream_log: list[int | dict[str, Any]] = field(default_factory=list)
+    """Every frame sent, by sequence number: a token as the text's end offset after it, any other frame whole."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Model calls that failed before the answer began, each with its provider, model and reason."""
+    fallback_from: str = ""
+    """The provider first chosen, when another one answered."""
+    fallback_from_model: str = ""
+    fallback_reason: str = ""
+    finish: Finish | None = None
+    ttft_ms: float | None = None
+    total_ms: float = 0.0
+    outcome: str = "error"  # until the stream proves otherwise
+    error: str = ""
+    cancel_reason: str = "cancelled"
+
+    def add_text(self, text: str, elapsed_ms: float) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = elapsed_ms
+        self.parts.append(text)
+
+    def log_tool(self, call: ToolCall, result: ToolResult) -> None:
+        self.tool_log.append({
+            "call_id": call.call_id, "name": call.name, "arguments": call.arguments_json,
+            "ok": result.ok, "result": result.content, "duration_ms": result.duration_ms,
+        })
+
+    @property
+    def fallback(self) -> dict[str, str] | None:
+        if not self.fallback_from:
+            return None
+        return {"from_provider": self.fallback_from, "from_model": self.fallback_from_model,
+                "reason": self.fallback_reason}
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def usage(self) -> Usage:
+        """Every model call's usage, summed."""
+        usages = [call.usage for call in self.calls]
+        return Usage(
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            cached_input_tokens=sum(u.cached_input_tokens for u in usages),
+            cache_creation_input_tokens=sum(u.cache_creation_input_tokens for u in usages),
+            estimated=any(u.estimated for u in usages),
+        )
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        return total_cost([call.cost_usd for call in self.calls])
+
+    @property
+    def status(self) -> str:
+        """complete, partial (some text, or cut short) or error (nothing usable)."""
+        if self.outcome == "complete":
+            return "complete"
+        if self.outcome == "error" and not self.parts:
+            return "error"
+        return "partial"
+
+    @property
+    def finish_reason(self) -> str:
+        if self.finish is not None:
+            return self.finish.reason
+        return self.cancel_reason if self.outcome == "cancelled" else "interrupted"

@@ -1,9 +1,0 @@
-"""WebSocket URL routes."""
-
-from __future__ import annotations
-
-from django.urls import path
-
-from pam_hybrid.consumers import ChatConsumer
-
-websocket_urlpatterns = [path("ws/chat/", ChatConsumer.as_asgi())]

@@ -1,0 +1,72 @@
+"""Which server process runs each answer in flight: answer id → that process's channel, kept in Redis so that a
+socket on another process can follow it (pam_hybrid.runtime.relay). Unused, and empty, with a single process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+
+from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
+
+from pam_hybrid.conf import pam_settings
+from pam_hybrid.redis_client import redis_client, redis_key
+
+logger = logging.getLogger(__name__)
+
+
+_local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
+
+
+def set_local_channel(channel: str) -> None:
+    _local[asyncio.get_running_loop()] = channel
+
+
+def local_channel() -> str | None:
+    """The channel this process listens on for followers from other processes (None: not listening)."""
+    return _local.get(asyncio.get_running_loop())
+
+
+def shared() -> bool:
+    """Whether answers can be followed across processes (Redis and a channel layer are configured)."""
+    return redis_client() is not None and get_channel_layer() is not None
+
+
+def _key(message_id: uuid.UUID | str) -> str:
+    return redis_key(f"answer:{message_id}")
+
+
+async def announce(message_id: uuid.UUID, channel: str) -> None:
+    """Record that the process listening on `channel` runs the answer (for as long as it could possibly run)."""
+    client = redis_client()
+    if client is None:
+        return
+    s = pam_settings()
+    ttl_s = (s.total_timeout_ms + s.resume_grace_ms) // 1000 + 60
+    try:
+        await client.set(_key(message_id), channel, ex=ttl_s)
+    except RedisError:
+        logger.warning("owners: could not announce answer %s; other processes cannot follow it", message_id)
+
+
+async def retract(message_id: uuid.UUID) -> None:
+    client = redis_client()
+    if client is not None:
+        with contextlib.suppress(RedisError):
+            await client.delete(_key(message_id))
+
+
+async def owner_of(message_id: uuid.UUID) -> str | None:
+    client = redis_client()
+    if client is None:
+        return None
+    try:
+        raw = await client.get(_key(message_id))
+    except RedisError:
+        return None
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

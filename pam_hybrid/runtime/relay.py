@@ -1,0 +1,169 @@
+"""Following an answer that streams in another server process, through the channel layer.
+
+With several processes behind a load balancer, a client that reconnects (or a second tab) may land on a process
+that is not running its answer. Each process announces the answers it runs in Redis (answer id → the process's
+own channel) and listens on that channel: a process that needs a remote answer asks its owner to forward the
+frames after a given sequence number to the asking socket's channel, in batches. Without REDIS_URL there is one
+process and nothing here is used.
+
+Only followers from other processes pay the channel layer's cost; the owner's own sockets get frames directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from pam_hybrid.domain.chunks import StreamChunk
+from pam_hybrid.runtime import live, owners
+
+logger = logging.getLogger(__name__)
+
+_FINAL = frozenset({"end", "error"})
+
+
+class _Process:
+    """This process's listening channel and the remote sockets following its answers."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.followers: dict[tuple[str, str], _RemoteFollower] = {}
+        self.task: asyncio.Task[None] | None = None
+
+
+_processes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Process] = weakref.WeakKeyDictionary()
+
+
+async def ensure_listening() -> str | None:
+    """This process's channel (listening on it from the first call), or None in a single-process setup."""
+    if not owners.shared():
+        return None
+    loop = asyncio.get_running_loop()
+    process = _processes.get(loop)
+    if process is None:
+        layer = get_channel_layer()
+        assert layer is not None
+        # The default prefix: channels-redis fetches every process-local channel from one list, and a channel with
+        # its own prefix would have its reader block that list's readers (every consumer of the process) in turn.
+        process = _processes[loop] = _Process(await layer.new_channel())
+        owners.set_local_channel(process.channel)
+    if process.task is None or process.task.done():
+        process.task = loop.create_task(_listen(process), name="pam-relay")
+    return process.channel
+
+
+async def owner_of(message_id: uuid.UUID) -> str | None:
+    """The channel of the other process running this answer, if one is."""
+    owner = await owners.owner_of(message_id)
+    return None if owner is None or owner == await ensure_listening() else owner
+
+
+class RemoteAnswer:
+    """An answer running in another process, as followed by one socket here (the LiveAnswer interface the
+    consumer uses: `done`, `stop`, `unfollow`)."""
+
+    def __init__(self, owner: str, message_id: uuid.UUID, user_id: object, reply_to: str, after_seq: int) -> None:
+        self.owner = owner
+        self.message_id = message_id
+        self.user_id = str(user_id)
+        self.reply_to = reply_to
+        self.last_seq = after_seq
+        self.done = False
+
+    async def start(self) -> None:
+        await self._send("answer.follow", after_seq=self.last_seq)
+
+    def seen(self, last_seq: int, final: bool) -> None:
+        self.last_seq = max(self.last_seq, last_seq)
+        self.done = self.done or final
+
+    def stop(self, reason: str = "cancelled") -> None:
+        asyncio.get_running_loop().create_task(self._send("answer.stop"))
+
+    def unfollow(self, follower: object) -> None:
+        if not self.done:
+            asyncio.get_running_loop().create_task(self._send("answer.unfollow"))
+
+    async def _send(self, kind: str, **extra: Any) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        await layer.send(self.owner, {
+            "type": kind, "message_id": str(self.message_id), "user_id": self.user_id, "reply_to": self.reply_to,
+            **extra,
+        })
+
+
+class _RemoteFollower:
+    """Forwards an answer's frames to a socket in another process, batched: one channel message per burst."""
+
+    def __init__(self, reply_to: str, message_id: str, registry: dict[tuple[str, str], _RemoteFollower]) -> None:
+        self.reply_to = reply_to
+        self.message_id = message_id
+        self.registry = registry
+        self.pending: list[str] = []
+        self.last_seq = -1
+        self.final = False
+        self.flushing: asyncio.Task[None] | None = None
+
+    async def deliver(self, chunk: StreamChunk, frame_text: str) -> None:
+        self.pending.append(frame_text)
+        self.last_seq = chunk.metadata.get("seq", self.last_seq)
+        self.final = self.final or chunk.chunk_type in _FINAL
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the burst of frames being published right now join this batch
+        layer = get_channel_layer()
+        assert layer is not None
+        while self.pending:
+            frames, self.pending = self.pending, []
+            try:
+                await layer.send(self.reply_to, {
+                    "type": "answer.frames", "message_id": self.message_id, "frames": frames,
+                    "last_seq": self.last_seq, "final": self.final and not self.pending,
+                })
+            except Exception:
+                logger.warning("relay: follower %s of answer %s is gone", self.reply_to, self.message_id)
+                self.pending.clear()
+                self.final = True
+                raise
+            finally:
+                if self.final and not self.pending:
+                    self.registry.pop((self.reply_to, self.message_id), None)
+
+
+async def _listen(process: _Process) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    while True:
+        event = await layer.receive(process.channel)
+        try:
+            await _handle(process, event)
+        except Exception:
+            logger.exception("relay: could not handle %s", event.get("type"))
+
+
+async def _handle(process: _Process, event: dict[str, Any]) -> None:
+    message_id, reply_to = event["message_id"], event["reply_to"]
+    answer = live.live_answer(uuid.UUID(message_id), event["user_id"])
+    key = (reply_to, message_id)
+    if event["type"] == "answer.follow":
+        if answer is None:
+            layer = get_channel_layer()
+            assert layer is not None
+            await layer.send(reply_to, {"type": "answer.gone", "message_id": message_id})
+            return
+        follower = process.followers[key] = _RemoteFollower(reply_to, message_id, process.followers)
+        await answer.follow(follower, int(event["after_seq"]))
+    elif event["type"] == "answer.unfollow":
+        remote = process.followers.pop(key, None)
+        if answer is not None and remote is not None:
+            answer.unfollow(remote)
+    elif event["type"] == "answer.stop" and answer is not None:
+        answer.stop()
