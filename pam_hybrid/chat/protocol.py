@@ -1,17 +1,25 @@
-"""Parsing and validating client frames: anything unusable becomes a BadInput with a message for the user."""
+"""The socket's protocol, every frame type in one place.
+
+In (client → server), parsed and validated here; anything unusable becomes a BadInput with a message for the user:
+`message` (MessageFrame), `resume` (ResumeFrame), `cancel` and `ping` (ControlFrame).
+Out (server → client): `stream` (a StreamChunk, serialised by `StreamChunk.frame_text`: start, token, tool_call,
+tool_result, end, error), `pong`, and for old clients that send `stream: false` one `response` (ResponseFollower).
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pam_hybrid.conf import PamSettings
+from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.domain.exceptions import BadInput
+from pam_hybrid.domain.routes import ROUTE_CHOICES, RouteChoice
 
-ROUTE_CHOICES = ("auto", "simple", "complex")
 CLIENT_MSG_ID_MAX = 100
 # NUL (PostgreSQL's text columns refuse it) and unpaired surrogates (a JSON escape such as "\ud800" decodes to one;
 # it has no UTF-8 form, so neither the database, the SDKs nor the socket can carry it).
@@ -23,7 +31,7 @@ class MessageFrame:
     content: str
     conversation_id: str | None
     stream: bool
-    route: str
+    route: RouteChoice
     client_msg_id: str
 
 
@@ -111,3 +119,32 @@ def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
         route=route,
         client_msg_id=client_msg_id,
     )
+
+
+PONG = json.dumps({"type": "pong"})
+
+
+def bad_frame_chunk(exc: BadInput) -> StreamChunk:
+    return StreamChunk("error", exc.user_message, {"code": "bad_frame"})
+
+
+def busy_chunk() -> StreamChunk:
+    return StreamChunk("error", "An answer is still streaming: wait for it or stop it first.", {"code": "busy"})
+
+
+class ResponseFollower:
+    """An old client (`stream: false`): one `response` frame with the whole text, or the error chunk."""
+
+    def __init__(self, send: Callable[[str], Awaitable[None]]) -> None:
+        self.send = send
+        self.parts: list[str] = []
+
+    async def deliver(self, chunk: StreamChunk, frame_text: str) -> None:
+        if chunk.chunk_type == "token":
+            self.parts.append(chunk.content)
+        elif chunk.chunk_type == "end":
+            await self.send(json.dumps(
+                {"type": "response", "content": "".join(self.parts), "metadata": chunk.metadata}, ensure_ascii=False
+            ))
+        elif chunk.chunk_type == "error":
+            await self.send(frame_text)

@@ -10,7 +10,6 @@ message waits for nothing.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -19,6 +18,7 @@ from django.db import DatabaseError
 
 from pam_hybrid.conversations import services
 from pam_hybrid.conversations.services import AnswerSave, Exchange
+from pam_hybrid.process import process_state
 
 T = TypeVar("T")
 
@@ -88,15 +88,8 @@ class _Writers:
         self.answers = BatchedWrites[AnswerSave](lambda batch: services.answers_save(saves=batch))
 
 
-_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writers] = weakref.WeakKeyDictionary()
-
-
 def _loop_writers() -> _Writers:
-    loop = asyncio.get_running_loop()
-    writers = _writers.get(loop)
-    if writers is None:
-        writers = _writers[loop] = _Writers()
-    return writers
+    return process_state().part(_Writers)
 
 
 def exchange_writes() -> BatchedWrites[Exchange]:

@@ -1,11 +1,13 @@
 """Typed values that flow through the gateway.
 
 Providers yield `ProviderEvent`s (accepted, text pieces, usage, the finish reason); the gateway turns them into
-`StreamChunk`s, the frames the browser sees, each with one serialiser (`to_frame`).
+`StreamChunk`s, the frames the browser sees, each with one serialiser
+(`to_frame`, `frame_text`) and its inverse (`from_frame`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,6 +36,16 @@ class StreamChunk:
             "metadata": self.metadata,
             "timestamp": self.timestamp,
         }
+
+    def frame_text(self) -> str:
+        """The frame as the socket's JSON text: serialised once, whoever receives it."""
+        return json.dumps(self.to_frame(), ensure_ascii=False)
+
+    @classmethod
+    def from_frame(cls, frame: dict[str, Any]) -> StreamChunk:
+        """The chunk a `stream` frame (as sent, or as kept in an answer's stream log) describes."""
+        return cls(frame["chunk_type"], frame.get("content", ""), dict(frame.get("metadata", {})),
+                   frame.get("timestamp", ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-Route = Literal["simple", "complex"]
+from pam_hybrid.domain.routes import Route
 
 # Words that ask for reasoning, creation or depth rather than a quick fact.
 _COMPLEX_WORDS = frozenset({

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.domain.exceptions import BadInput
-from pam_hybrid.gateway.classifier import Route
+from pam_hybrid.domain.routes import Route
 from pam_hybrid.providers.base import Provider
 from pam_hybrid.providers.offline import OFFLINE_MODEL
 from pam_hybrid.providers.registry import get_provider, provider_names

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -29,6 +29,7 @@ from pam_hybrid.domain.answer import Answer
 from pam_hybrid.domain.chunks import ChatTurn, StreamChunk
 from pam_hybrid.domain.context import fit_to_budget
 from pam_hybrid.domain.exceptions import PamError, ProviderError, StreamInterrupted
+from pam_hybrid.domain.routes import RouteChoice
 from pam_hybrid.gateway.attempts import ResilientRound
 from pam_hybrid.gateway.classifier import classify
 from pam_hybrid.gateway.rounds import ModelRound
@@ -42,7 +43,6 @@ from pam_hybrid.tools.registry import all_tools
 
 logger = logging.getLogger(__name__)
 
-RouteChoice = Literal["auto", "simple", "complex"]
 _START_KEYS = frozenset({"conversation_id", "message_id", "route", "provider", "model", "classification_ms"})
 LENGTH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
 LENGTH_NOTE = "The answer was cut short by the length limit."

@@ -18,9 +18,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.conversations import services
+from pam_hybrid.domain.routes import RouteChoice
 from pam_hybrid.gateway.classifier import classify
 from pam_hybrid.gateway.routes import Target, resolve_route
-from pam_hybrid.gateway.stream import AnswerStream, ChatRequest, RouteChoice
+from pam_hybrid.gateway.stream import AnswerStream, ChatRequest
 from pam_hybrid.models import Conversation, Message
 from pam_hybrid.replay import selectors as replay_selectors
 from pam_hybrid.replay.selectors import SavedAnswer

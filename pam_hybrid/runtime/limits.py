@@ -7,10 +7,8 @@ then kept up to date as answers are saved; an answer already running may take a 
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from redis.exceptions import RedisError
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.models import UsageRecord
+from pam_hybrid.process import process_state
 from pam_hybrid.redis_client import redis_client, redis_key
 
 
@@ -91,12 +90,12 @@ class _UserBook:
     spent: Decimal | None = None
 
 
-_books: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _UserBook]] = weakref.WeakKeyDictionary()
+class _Books(dict[str, _UserBook]):
+    """This process's books, by user id (in-process limits, without REDIS_URL)."""
 
 
 def _book(user_id: object) -> _UserBook:
-    per_loop = _books.setdefault(asyncio.get_running_loop(), {})
-    return per_loop.setdefault(str(user_id), _UserBook())
+    return process_state().part(_Books).setdefault(str(user_id), _UserBook())
 
 
 async def _admit_in_process(user_id: object, answer_id: uuid.UUID, s: PamSettings, now: float) -> Refusal | None:

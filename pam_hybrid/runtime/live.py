@@ -10,36 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.gateway.stream import AnswerStream, ChatRequest
 from pam_hybrid.observability import metrics
+from pam_hybrid.process import process_state
 from pam_hybrid.runtime import owners
+from pam_hybrid.runtime.following import Follower
 
 logger = logging.getLogger(__name__)
-
-
-class Follower(Protocol):
-    """Where an answer's frames go: `frame_text` is the chunk already serialised (once, for every follower)."""
-
-    async def deliver(self, chunk: StreamChunk, frame_text: str) -> None: ...
 
 
 @dataclass(slots=True)
 class _Seat:
     follower: Follower
     next_seq: int
-
-
-def frame_text(chunk: StreamChunk) -> str:
-    return json.dumps(chunk.to_frame(), ensure_ascii=False)
 
 
 class LiveAnswer:
@@ -109,7 +98,7 @@ class LiveAnswer:
         self._seats.clear()
 
     async def _publish(self, chunk: StreamChunk) -> None:
-        text = frame_text(chunk)
+        text = chunk.frame_text()
         self.frames.append((chunk, text))
         self._finished = chunk.chunk_type in _FINAL
         seq = len(self.frames) - 1
@@ -166,12 +155,12 @@ class LiveAnswer:
 
 
 _FINAL = frozenset({"end", "error"})
-_LIVE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[uuid.UUID, LiveAnswer]] = weakref.WeakKeyDictionary()
+class _LiveAnswers(dict[uuid.UUID, "LiveAnswer"]):
+    """This process's answers in flight, by id."""
 
 
 def _registry(loop: asyncio.AbstractEventLoop | None = None) -> dict[uuid.UUID, LiveAnswer]:
-    """This event loop's answers (a server process runs one loop; tests run one per test)."""
-    return _LIVE.setdefault(loop or asyncio.get_running_loop(), {})
+    return process_state(loop).part(_LiveAnswers)
 
 
 def start_answer(request: ChatRequest, *, resume_grace_s: float,

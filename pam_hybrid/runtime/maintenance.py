@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.conversations import services
+from pam_hybrid.process import process_state
 from pam_hybrid.runtime import live, shutdown
 
 logger = logging.getLogger(__name__)
@@ -21,15 +22,18 @@ logger = logging.getLogger(__name__)
 STALE_AFTER_INTERVALS = 3
 STALE_AFTER_MIN_S = 30.0
 
-_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+class _Upkeep:
+    """This process's upkeep task."""
+
+    task: asyncio.Task[None] | None = None
 
 
 def ensure_running() -> None:
-    loop = asyncio.get_running_loop()
+    state = process_state()
     shutdown.install()
-    task = _tasks.get(loop)
-    if task is None or task.done():
-        _tasks[loop] = loop.create_task(_run(), name="pam-maintenance")
+    upkeep = state.part(_Upkeep)
+    if upkeep.task is None or upkeep.task.done():
+        upkeep.task = state.loop.create_task(_run(), name="pam-maintenance")
 
 
 async def tick() -> int:

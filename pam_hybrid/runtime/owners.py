@@ -3,31 +3,33 @@ socket on another process can follow it (pam_hybrid.runtime.relay). Unused, and 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
-import weakref
 
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
 from pam_hybrid.conf import pam_settings
+from pam_hybrid.process import process_state
 from pam_hybrid.redis_client import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 
 
-_local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
+class _LocalChannel:
+    """The channel this process listens on for followers from other processes."""
+
+    name: str | None = None
 
 
 def set_local_channel(channel: str) -> None:
-    _local[asyncio.get_running_loop()] = channel
+    process_state().part(_LocalChannel).name = channel
 
 
 def local_channel() -> str | None:
     """The channel this process listens on for followers from other processes (None: not listening)."""
-    return _local.get(asyncio.get_running_loop())
+    return process_state().part(_LocalChannel).name
 
 
 def shared() -> bool:

@@ -12,15 +12,18 @@ Only followers from other processes pay the channel layer's cost; the owner's ow
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
 
 from pam_hybrid.domain.chunks import StreamChunk
+from pam_hybrid.process import process_state
 from pam_hybrid.runtime import live, owners
+from pam_hybrid.runtime.following import Followed, Follower, not_found_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -30,30 +33,28 @@ _FINAL = frozenset({"end", "error"})
 class _Process:
     """This process's listening channel and the remote sockets following its answers."""
 
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
+    def __init__(self) -> None:
+        self.channel = ""
         self.followers: dict[tuple[str, str], _RemoteFollower] = {}
         self.task: asyncio.Task[None] | None = None
-
-
-_processes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Process] = weakref.WeakKeyDictionary()
 
 
 async def ensure_listening() -> str | None:
     """This process's channel (listening on it from the first call), or None in a single-process setup."""
     if not owners.shared():
         return None
-    loop = asyncio.get_running_loop()
-    process = _processes.get(loop)
-    if process is None:
+    state = process_state()
+    process = state.part(_Process)
+    if not process.channel:
         layer = get_channel_layer()
         assert layer is not None
         # The default prefix: channels-redis fetches every process-local channel from one list, and a channel with
         # its own prefix would have its reader block that list's readers (every consumer of the process) in turn.
-        process = _processes[loop] = _Process(await layer.new_channel())
+        channel = await layer.new_channel()
+        process.channel = process.channel or channel
         owners.set_local_channel(process.channel)
     if process.task is None or process.task.done():
-        process.task = loop.create_task(_listen(process), name="pam-relay")
+        process.task = state.loop.create_task(_listen(process), name="pam-relay")
     return process.channel
 
 
@@ -64,30 +65,55 @@ async def owner_of(message_id: uuid.UUID) -> str | None:
 
 
 class RemoteAnswer:
-    """An answer running in another process, as followed by one socket here (the LiveAnswer interface the
-    consumer uses: `done`, `stop`, `unfollow`)."""
+    """An answer running in another process, as followed by one socket here (a `Followed`).
 
-    def __init__(self, owner: str, message_id: uuid.UUID, user_id: object, reply_to: str, after_seq: int) -> None:
+    The owner sends its frames to the socket's channel (`reply_to`): the socket hands each such event to
+    `receive`, or to `gone` when the answer had ended before the owner was asked; the saved answer then has the rest.
+    """
+
+    def __init__(self, owner: str, message_id: uuid.UUID, user_id: object, reply_to: str,
+                 saved: Callable[[], Awaitable[Followed | None]]) -> None:
         self.owner = owner
         self.message_id = message_id
         self.user_id = str(user_id)
         self.reply_to = reply_to
-        self.last_seq = after_seq
+        self.last_seq = -1
         self.done = False
+        self.follower: Follower | None = None
+        self._saved = saved
 
-    async def start(self) -> None:
-        await self._send("answer.follow", after_seq=self.last_seq)
+    async def follow(self, follower: Follower, after_seq: int = -1) -> None:
+        self.follower, self.last_seq = follower, after_seq
+        await self._send("answer.follow", after_seq=after_seq)
 
-    def seen(self, last_seq: int, final: bool) -> None:
-        self.last_seq = max(self.last_seq, last_seq)
-        self.done = self.done or final
+    async def receive(self, event: dict[str, Any]) -> None:
+        """A batch of frames forwarded by the owner."""
+        if event["message_id"] != str(self.message_id) or self.follower is None:
+            return
+        for text in event["frames"]:
+            await self.follower.deliver(StreamChunk.from_frame(json.loads(text)), text)
+        self.last_seq = max(self.last_seq, event["last_seq"])
+        self.done = self.done or event["final"]
+
+    async def gone(self, event: dict[str, Any]) -> None:
+        """The owner no longer runs the answer: follow the rest from what was saved."""
+        if event["message_id"] != str(self.message_id) or self.follower is None or self.done:
+            return
+        self.done = True
+        saved = await self._saved()
+        if saved is None:
+            chunk = not_found_chunk()
+            await self.follower.deliver(chunk, chunk.frame_text())
+        else:
+            await saved.follow(self.follower, self.last_seq)
 
     def stop(self, reason: str = "cancelled") -> None:
         asyncio.get_running_loop().create_task(self._send("answer.stop"))
 
-    def unfollow(self, follower: object) -> None:
+    def unfollow(self, follower: Follower) -> None:
         if not self.done:
             asyncio.get_running_loop().create_task(self._send("answer.unfollow"))
+        self.follower = None
 
     async def _send(self, kind: str, **extra: Any) -> None:
         layer = get_channel_layer()

@@ -3,7 +3,7 @@
 (to another process), then hand the signal to the server's own handler so it shuts down as usual.
 
 Why a handler of our own: under daphne, Twisted's SIGTERM handler stops the reactor at once and daphne cancels
-the consumers only. Answers stream from tasks that no consumer owns (core.live): they would vanish, unsaved.
+the consumers only. Answers stream from tasks that no consumer owns (runtime.live): they would vanish, unsaved.
 The handler is put in front of the server's lazily, from the first socket (`maintenance.ensure_running`), when
 the server's loop is running and its handler is in place to hand over to. A second SIGTERM cuts the wait short
 but still lets the stopped answers save.
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.runtime import live
+from pam_hybrid.runtime.following import Followed
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,6 @@ TICK_S = 0.1
 just before the signal has started its answer when the drain first looks."""
 SAVE_WAIT_S = 5.0
 """Longest wait for the stopped answers' saves before the server is let go."""
-
-
-class Followed(Protocol):
-    """An answer a socket follows, streaming here (core.live) or in another process."""
-
-    @property
-    def done(self) -> bool: ...
 
 
 class Socket(Protocol):

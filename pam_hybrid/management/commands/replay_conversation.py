@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pam_hybrid.conf import pam_settings
+from pam_hybrid.domain.routes import ROUTE_CHOICES
 from pam_hybrid.gateway.routes import TargetUnavailable
 from pam_hybrid.replay import selectors as replay_selectors
 from pam_hybrid.replay.conversation import Figures, ReplayOptions, ReplayPlan, Total, replay_plan, replay_run, total
@@ -58,7 +59,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("conversation_id", help="The conversation to replay (its id; any user's).")
         parser.add_argument(
-            "--route", choices=["auto", "simple", "complex"], default="auto",
+            "--route", choices=ROUTE_CHOICES, default="auto",
             help="Force every turn's route, like the chat socket's route field. Default auto: today's classifier "
             "decides per turn.",
         )
