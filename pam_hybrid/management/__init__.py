@@ -1,0 +1,1 @@
+"""Management commands for staff: usage reports, breaker control, conversation replay."""

@@ -1,0 +1,1 @@
+"""Template filters for the staff pages (usage figures)."""

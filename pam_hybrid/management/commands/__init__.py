@@ -1,0 +1,1 @@
+"""pam_usage, pam_breaker and replay_conversation: one module per command."""
