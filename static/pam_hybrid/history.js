@@ -1,9 +1,8 @@
 // Opening a conversation: which saved rows show as they are, and which answer still streaming the page picks up
-// again (its row then gives way to the resumed stream, so nothing shows twice).
+// again (its row then gives way to the resumed stream, so nothing shows twice). Pure: transcript.js draws the rows.
 "use strict";
 
 import { newRecord } from "./inflight.js";
-import { renderStoredMessage, renderUserMessage } from "./messages.js";
 
 const ROUTES = new Set(["auto", "simple", "complex"]);
 
@@ -18,25 +17,6 @@ const ROUTES = new Set(["auto", "simple", "complex"]);
 export function planHistory(messages, stored) {
   const plan = stored ? planOwn(messages, stored) : planOther(messages);
   return { appendUser: null, ...plan, retry: plan.record ? null : failedLatest(messages) };
-}
-
-/**
- * The elements for a planned history: saved rows as they are, the resumed row through `resume(row)`, a Retry on the
- * failed latest answer through `retry(text, route)`, and our unsaved question (`userElement`) last.
- */
-export function renderHistory(messages, plan, { resume, retry }) {
-  const elements = messages.map((message, index) => {
-    if (index === plan.resumeIndex) {
-      return resume(message);
-    }
-    const again = plan.retry;
-    return renderStoredMessage(message, again && again.index === index ? () => retry(again.text, again.route) : null);
-  });
-  const userElement = plan.appendUser ? renderUserMessage(plan.appendUser) : null;
-  if (userElement !== null) {
-    elements.push(userElement);
-  }
-  return { elements, userElement };
 }
 
 /** This tab sent the message (or followed the answer) before the reload. */

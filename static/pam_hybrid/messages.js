@@ -1,17 +1,11 @@
 // Message elements. Model output only ever enters the page as text nodes, never as HTML.
 "use strict";
 
+import { endingOf } from "./bubble.js";
 import { formatCost, formatMs, providerLabel } from "./format.js";
 import { copyText, renderText } from "./text.js";
 
 const AVATAR_URL = new URL("./favicon.svg", import.meta.url).href;
-const LENGTH_REASONS = new Set(["length", "max_tokens"]);
-const STOP_REASONS = new Set(["cancelled", "canceled"]);
-const EARLY_END_NOTES = {
-  interrupted: "The answer was interrupted before it finished.",
-  disconnected: "The answer stopped because the connection was lost for too long.",
-  shutdown: "The answer stopped because the server restarted.",
-};
 
 function el(tag, className, attrs = {}) {
   const node = document.createElement(tag);
@@ -144,18 +138,8 @@ export class AssistantMessage {
     this.setModel(meta.model);
     this.setFallback(meta.fallback);
     this.setMessageId(meta.message_id);
-    let retryable = false;
-    if (STOP_REASONS.has(meta.finish_reason)) {
-      this.finish("partial", "Stopped.");
-    } else if (LENGTH_REASONS.has(meta.finish_reason)) {
-      this.finish("complete", "The answer was cut short by the length limit.");
-    } else if (meta.status === "partial") {
-      retryable = true;
-      const reason = meta.finish_reason || "no reason given";
-      this.finish("partial", EARLY_END_NOTES[meta.finish_reason] || `The answer ended early (${reason}).`);
-    } else {
-      this.finish("complete", "");
-    }
+    const { status, note, retryable } = endingOf(meta);
+    this.finish(status, note);
     this.addMeta(meta.model, liveMetaParts(meta));
     return retryable;
   }
@@ -237,39 +221,4 @@ function liveMetaParts(meta) {
     parts.push(`${meta.input_tokens} in · ${meta.output_tokens} out tokens`);
   }
   return parts;
-}
-
-/** The saved text of an answer still streaming, shown until its resumed stream has caught up with it. */
-export function renderCheckpoint(record) {
-  const message = new AssistantMessage();
-  message.setModel(record.model);
-  message.setMessageId(record.id);
-  message.appendText(record.content);
-  return message;
-}
-
-/** An element for one stored message from the history API; `onRetry` adds a Retry button to a failed answer. */
-export function renderStoredMessage(record, onRetry = null) {
-  if (record.role === "user") {
-    return renderUserMessage(record.content);
-  }
-  const message = new AssistantMessage();
-  message.setModel(record.model);
-  message.setMessageId(record.id);
-  message.appendText(record.content);
-  if (record.status === "error" || (record.status === "partial" && record.error)) {
-    message.fail(record.error || "This answer failed."); // partial with an error: it failed midway, not stopped
-  } else if (record.status === "partial") {
-    message.finish("partial", "This answer was interrupted before it finished.");
-  } else if (record.status === "streaming") {
-    // Still being written, for a socket this page does not follow (only the latest answer is resumed).
-    message.finish("partial", "This answer had not finished when the conversation was opened.");
-  } else {
-    message.finish("complete", "");
-  }
-  if (onRetry) {
-    message.offerRetry(onRetry);
-  }
-  message.addMeta(record.model, record.route ? [`${record.route} route`] : []);
-  return message.element;
 }

@@ -1,9 +1,8 @@
 // The conversation list: renders the user's conversations, marks the open one, slides over on small screens.
 "use strict";
 
+import { UNTITLED } from "./conversation.js";
 import { formatWhen } from "./format.js";
-
-export const UNTITLED = "Untitled conversation";
 
 function byTestId(testId) {
   return document.querySelector(`[data-testid="${testId}"]`);
@@ -29,12 +28,6 @@ export class Sidebar {
         onOpen(item.dataset.conversationId);
       }
     });
-  }
-
-  /** The title of a listed conversation, or null when it is not listed (yet). */
-  titleOf(conversationId) {
-    const found = this.conversations.find((c) => c.id === conversationId);
-    return found ? found.title || UNTITLED : null;
   }
 
   show(conversations, activeId) {
