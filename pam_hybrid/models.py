@@ -2,6 +2,10 @@
 
 Primary keys are UUIDs generated in Python, so the gateway can name a conversation or an answer to the
 client before any database write has happened (no token waits on a write).
+
+Messages form a tree (`Message.parent`): regenerating an answer or editing a question adds a sibling, and the
+conversation remembers which branch the user sees (`Conversation.current_leaf`). Deleting a message deletes what
+follows it; deleting a conversation keeps its usage records (money spent stays counted).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ class Conversation(models.Model):
     replay_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays",
         help_text="The conversation this one re-ran through the gateway (replay_conversation).",
+    )
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The last message of the branch the user sees (see Message.parent).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -53,6 +61,11 @@ class Message(models.Model):
     client_msg_id = models.CharField(max_length=100, blank=True)
     reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children",
+        help_text="The message this one follows: a user message's previous answer (none for the first), an answer's "
+        "user message. Messages with the same parent and role are versions (edits, regenerations).",
     )
     finish_reason = models.CharField(max_length=40, blank=True)
     error = models.CharField(max_length=300, blank=True, help_text="The user-facing error, when status is error.")
@@ -91,7 +104,10 @@ class UsageRecord(models.Model):
         CANCELLED = "cancelled"
         ERROR = "error"
 
-    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="usage")
+    message = models.OneToOneField(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage",
+        help_text="Empty once the answer's conversation is deleted: what it cost still counts.",
+    )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records")
     route = models.CharField(max_length=16)
     provider = models.CharField(max_length=32)

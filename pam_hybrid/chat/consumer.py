@@ -77,9 +77,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             await self._message(frame)
 
-    async def _message(self, frame: protocol.MessageFrame) -> None:
-        request = ChatRequest(user=self.scope["user"], content=frame.content, conversation_id=frame.conversation_id,
-                              route=frame.route, client_msg_id=frame.client_msg_id)
+    async def _message(self, frame: protocol.MessageFrame | protocol.RegenerateFrame) -> None:
+        if isinstance(frame, protocol.RegenerateFrame):
+            request = ChatRequest(user=self.scope["user"], content="", route=frame.route,
+                                  client_msg_id=frame.client_msg_id, regenerate_of=frame.message_id)
+        else:
+            request = ChatRequest(user=self.scope["user"], content=frame.content,
+                                  conversation_id=frame.conversation_id, route=frame.route,
+                                  client_msg_id=frame.client_msg_id, edit_of=frame.edit_of)
         admitted = await answer_admit(request, socket=self, reply_to=self.channel_name)
         if isinstance(admitted, Refusal):
             await self.send_chunk(admitted.chunk)

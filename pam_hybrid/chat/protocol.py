@@ -1,7 +1,8 @@
 """The socket's protocol, every frame type in one place.
 
 In (client → server), parsed and validated here; anything unusable becomes a BadInput with a message for the user:
-`message` (MessageFrame), `resume` (ResumeFrame), `cancel` and `ping` (ControlFrame).
+`message` (MessageFrame, also an edit), `regenerate` (RegenerateFrame), `resume` (ResumeFrame), `cancel` and `ping`
+(ControlFrame).
 Out (server → client): `stream` (a StreamChunk, serialised by `StreamChunk.frame_text`: start, token, tool_call,
 tool_result, end, error), `pong`, and for old clients that send `stream: false` one `response` (ResponseFollower).
 """
@@ -33,6 +34,18 @@ class MessageFrame:
     stream: bool
     route: RouteChoice
     client_msg_id: str
+    edit_of: uuid.UUID | None = None
+    """The user message this one is a new version of (an edit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegenerateFrame:
+    """A new version of the answer `message_id`, to the same user message."""
+
+    message_id: uuid.UUID
+    route: RouteChoice
+    client_msg_id: str
+    stream = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +61,10 @@ class ResumeFrame:
     last_seq: int
 
 
-def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | ControlFrame | ResumeFrame:
+Frame = MessageFrame | RegenerateFrame | ControlFrame | ResumeFrame
+
+
+def parse_frame(text: str | None, settings: PamSettings) -> Frame:
     if text is None:
         raise BadInput("binary frame", user_message="Binary frames are not supported; send JSON text.")
     if len(text.encode("utf-8", "surrogatepass")) > settings.max_frame_bytes:
@@ -69,18 +85,43 @@ def parse_frame(text: str | None, settings: PamSettings) -> MessageFrame | Contr
         return ControlFrame(type=kind)
     if kind == "resume":
         return _resume_frame(data)
-    if kind != "message":
-        raise BadInput(
-            "unknown type", user_message="Unknown frame type: use \"message\", \"resume\", \"cancel\" or \"ping\"."
+    if kind == "regenerate":
+        return RegenerateFrame(
+            message_id=_message_id(data, "message_id", "an answer's id"), route=_route(data),
+            client_msg_id=_client_msg_id(data),
         )
+    if kind != "message":
+        raise BadInput("unknown type", user_message="Unknown frame type: use \"message\", \"regenerate\", "
+                       "\"resume\", \"cancel\" or \"ping\".")
     return _message_frame(data, settings)
 
 
-def _resume_frame(data: dict[str, Any]) -> ResumeFrame:
+def _message_id(data: dict[str, Any], key: str, what: str) -> uuid.UUID:
     try:
-        message_id = uuid.UUID(str(data.get("message_id")))
+        return uuid.UUID(str(data.get(key)))
     except ValueError as exc:
-        raise BadInput("bad message_id", user_message="\"message_id\" must be an answer's id.") from exc
+        raise BadInput(f"bad {key}", user_message=f"\"{key}\" must be {what}.") from exc
+
+
+def _route(data: dict[str, Any]) -> RouteChoice:
+    route = data.get("route", "auto")
+    if route not in ROUTE_CHOICES:
+        raise BadInput("bad route", user_message="\"route\" must be \"auto\", \"simple\" or \"complex\".")
+    return route
+
+
+def _client_msg_id(data: dict[str, Any]) -> str:
+    client_msg_id = data.get("client_msg_id", "")
+    if not isinstance(client_msg_id, str) or len(client_msg_id) > CLIENT_MSG_ID_MAX:
+        raise BadInput("bad client_msg_id", user_message="\"client_msg_id\" must be a short string.")
+    if _UNSTORABLE.search(client_msg_id):
+        raise BadInput("unstorable client_msg_id", user_message="\"client_msg_id\" must not contain a NUL or half "
+                       "of a character.")
+    return client_msg_id
+
+
+def _resume_frame(data: dict[str, Any]) -> ResumeFrame:
+    message_id = _message_id(data, "message_id", "an answer's id")
     last_seq = data.get("last_seq", -1)
     if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1:
         raise BadInput("bad last_seq", user_message="\"last_seq\" must be a whole number, -1 or more.")
@@ -103,21 +144,19 @@ def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
     conversation_id = data.get("conversation_id")
     if conversation_id is not None and not isinstance(conversation_id, str):
         raise BadInput("bad conversation_id", user_message="\"conversation_id\" must be a string or null.")
-    route = data.get("route", "auto")
-    if route not in ROUTE_CHOICES:
-        raise BadInput("bad route", user_message="\"route\" must be \"auto\", \"simple\" or \"complex\".")
-    client_msg_id = data.get("client_msg_id", "")
-    if not isinstance(client_msg_id, str) or len(client_msg_id) > CLIENT_MSG_ID_MAX:
-        raise BadInput("bad client_msg_id", user_message="\"client_msg_id\" must be a short string.")
-    if _UNSTORABLE.search(client_msg_id):
-        raise BadInput("unstorable client_msg_id", user_message="\"client_msg_id\" must not contain a NUL or half "
-                       "of a character.")
+    edit_of = None
+    if data.get("edit_of") is not None:
+        edit_of = _message_id(data, "edit_of", "the id of the message this one replaces")
+        if not conversation_id:
+            raise BadInput("edit without conversation", user_message="An edit (\"edit_of\") needs the message's "
+                           "\"conversation_id\".")
     return MessageFrame(
         content=content,
         conversation_id=conversation_id or None,
         stream=data.get("stream") is True,
-        route=route,
-        client_msg_id=client_msg_id,
+        route=_route(data),
+        client_msg_id=_client_msg_id(data),
+        edit_of=edit_of,
     )
 
 

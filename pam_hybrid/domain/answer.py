@@ -43,6 +43,12 @@ class Answer:
     client_msg_id: str
     classification_ms: float
     message_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    user_parent_id: uuid.UUID | None = None
+    """The message the user's message follows: the branch's last answer, or the edited message's parent."""
+    user_message_new: bool = True
+    """False for a regenerated answer: its user message is saved already."""
+    conversation_new: bool = True
+    """Whether this exchange starts its conversation (False when it answers in an existing one)."""
     parts: list[str] = field(default_factory=list)
     calls: list[ModelCall] = field(default_factory=list)
     tool_log: list[dict[str, Any]] = field(default_factory=list)

@@ -2,6 +2,7 @@
 
     PamError
     ├── BadInput            the client's frame or message is unusable
+    ├── MessageNotFound     the message an edit or a regenerate names is not one of the user's
     ├── ToolError           a tool's own error, returned to the model (pam_hybrid.tools.base)
     └── ProviderError       a model call failed (translated from SDK errors at the provider boundary)
         ├── ProviderUnavailable   connection refused/reset, 5xx, in-band overload, malformed stream
@@ -26,6 +27,10 @@ class PamError(Exception):
 
 class BadInput(PamError):
     user_message = "That message could not be understood."
+
+
+class MessageNotFound(PamError):
+    user_message = "That message was not found."
 
 
 class ProviderError(PamError):

@@ -28,7 +28,7 @@ from pam_hybrid.conversations.batched_writes import answer_writes, exchange_writ
 from pam_hybrid.domain.answer import Answer
 from pam_hybrid.domain.chunks import ChatTurn, StreamChunk
 from pam_hybrid.domain.context import fit_to_budget
-from pam_hybrid.domain.exceptions import PamError, ProviderError, StreamInterrupted
+from pam_hybrid.domain.exceptions import MessageNotFound, PamError, ProviderError, StreamInterrupted
 from pam_hybrid.domain.routes import RouteChoice
 from pam_hybrid.gateway.attempts import ResilientRound
 from pam_hybrid.gateway.classifier import classify
@@ -61,6 +61,11 @@ class ChatRequest:
     client_msg_id: str = ""
     message_id: uuid.UUID = field(default_factory=uuid.uuid4)
     """The answer's id, known before anything is saved."""
+    edit_of: uuid.UUID | None = None
+    """The user message this one is a new version of: it follows that one's parent, not the branch's end."""
+    regenerate_of: uuid.UUID | None = None
+    """The answer this one is a new version of: no new user message (`content` and `conversation_id` are read from
+    the saved one)."""
 
 
 def _ms_since(start: float) -> float:
@@ -139,6 +144,9 @@ class AnswerStream:
         self.started = time.perf_counter()
         self.classification_ms = 0.0
         self.message_id = request.message_id
+        self.content = request.content
+        """The user's message: the request's, or for a regenerate the saved one it answers again."""
+        self.place: services.Place | None = None
         self.answer: Answer | None = None
         self.final: StreamChunk | None = None
         """The last chunk (`end` or `error`), set once the answer is saved; also after a cancellation."""
@@ -156,11 +164,12 @@ class AnswerStream:
         except ConversationNotFound:
             yield StreamChunk("error", "That conversation was not found.", {"code": "conversation_not_found"})
             return
+        except MessageNotFound as exc:
+            yield StreamChunk("error", exc.user_message, {"code": "not_found"})
+            return
         answer = self.answer = self._new_answer(target)
         try:
-            yield self._numbered(StreamChunk("start", metadata={
-                key: value for key, value in answer_metadata(answer).items() if key in _START_KEYS
-            }))
+            yield self._numbered(StreamChunk("start", metadata=self._start_metadata(answer)))
             async for chunk in self._rounds(target, turns, answer):
                 yield self._numbered(chunk)
         except ProviderError as exc:
@@ -180,6 +189,15 @@ class AnswerStream:
             await self._finish(answer)
         assert self.final is not None
         yield self.final
+
+    def _start_metadata(self, answer: Answer) -> dict[str, Any]:
+        metadata = {key: value for key, value in answer_metadata(answer).items() if key in _START_KEYS}
+        metadata["user_message_id"] = metadata["parent_id"] = str(answer.user_message_id)
+        if self.request.edit_of is not None:
+            metadata["edit_of"] = str(self.request.edit_of)
+        if self.request.regenerate_of is not None:
+            metadata["regenerate_of"] = str(self.request.regenerate_of)
+        return metadata
 
     def _numbered(self, chunk: StreamChunk) -> StreamChunk:
         """Give the chunk the answer's next sequence number and log it for resuming."""
@@ -241,27 +259,46 @@ class AnswerStream:
         """Route the query and gather its context (the only database access before the first token: a read). A forced
         provider that cannot answer raises TargetUnavailable, before any chunk (callers check it first)."""
         request = self.request
-        history: list[ChatTurn] = []
-        if request.conversation_id:
-            found = await database_sync_to_async(services.conversation_history)(
-                user=request.user, conversation_id=request.conversation_id
-            )
-            if found is None:
-                raise ConversationNotFound(request.conversation_id)
-            history = found
+        self.place = await self._place()
+        if self.place is not None and self.place.question is not None:
+            self.content = self.place.question.content
+        history = self.place.turns if self.place is not None else []
         classify_started = time.perf_counter()
-        classification = classify(request.content)
+        classification = classify(self.content)
         self.classification_ms = _ms_since(classify_started)
         route = classification.route if request.route == "auto" else request.route
-        turns = fit_to_budget(history, ChatTurn("user", request.content), self.settings.context_token_budget)
+        turns = fit_to_budget(history, ChatTurn("user", self.content), self.settings.context_token_budget)
         target = resolve_route(route, self.settings, provider=request.provider, model=request.model)
         return target, turns
 
-    def _new_answer(self, target: Target) -> Answer:
+    async def _place(self) -> services.Place | None:
+        """Where the answer goes in its conversation (None: a new conversation). Raises ConversationNotFound or
+        MessageNotFound."""
         request = self.request
+        if request.regenerate_of is not None:
+            return await database_sync_to_async(services.regeneration_place)(
+                user=request.user, answer_id=request.regenerate_of
+            )
+        if not request.conversation_id:
+            if request.edit_of is not None:
+                raise MessageNotFound("edit_of without a conversation")
+            return None
+        found = await database_sync_to_async(services.conversation_history)(
+            user=request.user, conversation_id=request.conversation_id, edit_of=request.edit_of
+        )
+        if found is None:
+            raise ConversationNotFound(request.conversation_id)
+        return found
+
+    def _new_answer(self, target: Target) -> Answer:
+        request, place = self.request, self.place
+        question = place.question if place is not None else None
         return Answer(
-            conversation_id=uuid.UUID(request.conversation_id) if request.conversation_id else uuid.uuid4(),
-            user_message_id=uuid.uuid4(),
+            conversation_id=place.conversation_id if place is not None else uuid.uuid4(),
+            user_message_id=question.id if question is not None else uuid.uuid4(),
+            user_parent_id=place.user_parent_id if place is not None else None,
+            user_message_new=question is None,
+            conversation_new=place is None,
             route=target.route,
             provider=target.provider.name,
             model=target.model,
@@ -280,7 +317,7 @@ class AnswerStream:
         """Save the user's message with its answer's placeholder, once: at the provider's acceptance, or at the end
         if it never came."""
         if self._user_saved is None:
-            exchange = services.Exchange(self.request.user, answer, self.request.content)
+            exchange = services.Exchange(self.request.user, answer, self.content)
             self._user_saved = exchange_writes().submit(exchange)
         return self._user_saved
 
@@ -297,7 +334,7 @@ class AnswerStream:
         else:
             self.final = self._numbered(StreamChunk("end", "", metadata))
         self.saved = asyncio.ensure_future(
-            _save(self.request.user, self._user_saved, answer, self.request.content)
+            _save(self.request.user, self._user_saved, answer, self.content)
         )
         if self._user_saved is not None:
             await asyncio.shield(self.saved)
