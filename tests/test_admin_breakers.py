@@ -28,9 +28,10 @@ from websockets.asyncio.client import connect as ws_connect
 from pam_hybrid.breakers import BreakerStatus
 from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
-from tests.conftest import run_daphne
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done, saved_answer, text_of
+from tests.support.answers import saved_answer
+from tests.support.servers import run_daphne
+from tests.support.sockets import connect, message, receive_until_done, text_of
 
 PAGE = "/admin/pam/breakers/"
 CHANGELIST = "/admin/pam_hybrid/breakerevent/"

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from pam_hybrid.admin.usage import UsageRecordAdmin
 from pam_hybrid.models import Conversation, Message, UsageRecord
-from tests.factories import conversation_create, message_create, user_create
+from tests.support.factories import conversation_create, message_create, user_create
 
 pytestmark = pytest.mark.django_db
 

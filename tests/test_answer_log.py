@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
-from tests.conftest import TEST_API_KEY
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done, saved_answer
-from tests.test_metrics import settled
+from tests.support.answers import saved_answer, settled
+from tests.support.servers import TEST_API_KEY
+from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

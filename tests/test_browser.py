@@ -20,8 +20,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Response, Route, WebSocketRoute
 
 from pam_hybrid.models import Conversation, Message
-from tests.browsing import launched_chromium, orm_beside_playwright
 from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
+from tests.support.browsing import launched_chromium, orm_beside_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

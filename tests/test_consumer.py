@@ -9,69 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from pam_hybrid.chat.consumer import ChatConsumer
-from pam_hybrid.models import Conversation, Message, UsageRecord
+from pam_hybrid.models import Conversation, Message
 from tests.fake_upstream import FakeUpstream, Scenario
+from tests.support.answers import saved_answer, settled_answer
+from tests.support.sockets import SIMPLE, connect, message, receive_until_done, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-SIMPLE = "What is the capital of France?"
-
-
-async def connect(user: Any) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(ChatConsumer.as_asgi(), "/ws/chat/")
-    communicator.scope["user"] = user
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-def message(content: str = SIMPLE, **extra: Any) -> dict[str, Any]:
-    return {"type": "message", "content": content, "conversation_id": None, "stream": True, "route": "auto",
-            "client_msg_id": "c1", **extra}
-
-
-async def receive_until_done(communicator: WebsocketCommunicator, wait_s: float = 10) -> list[dict[str, Any]]:
-    """Frames up to and including the answer's `end` or `error` chunk."""
-    frames = []
-    while True:
-        frame = await communicator.receive_json_from(timeout=wait_s)
-        frames.append(frame)
-        if frame.get("chunk_type") in ("end", "error") or frame.get("type") == "response":
-            return frames
-
-
-async def settled_answer(message_id: str, within_s: float = 5) -> tuple[Message, UsageRecord]:
-    """The saved answer once it is no longer streaming (its task saves it after the socket has gone)."""
-    return await saved_answer(message_id, within_s)
-
-
-def text_of(frames: list[dict[str, Any]]) -> str:
-    return "".join(f["content"] for f in frames if f.get("chunk_type") == "token")
-
-
-@database_sync_to_async
-def _saved_answer(message_id: str) -> tuple[Message, UsageRecord] | None:
-    answer = (
-        Message.objects.select_related("usage", "reply_to").exclude(status=Message.Status.STREAMING)
-        .filter(id=message_id, usage__isnull=False).first()
-    )
-    return None if answer is None else (answer, answer.usage)
-
-
-async def saved_answer(message_id: str, within_s: float = 5) -> tuple[Message, UsageRecord]:
-    """The answer as saved. An answer no provider accepted is saved just after its last chunk went out."""
-    deadline = time.monotonic() + within_s
-    while True:
-        saved = await _saved_answer(message_id)
-        if saved is not None or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.01)
-    assert saved is not None, "the answer was not saved"
-    return saved
 
 
 async def test_simple_query_streams_from_openai_and_records_usage(user: Any, fake_upstream: FakeUpstream) -> None:

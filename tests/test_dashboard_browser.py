@@ -15,8 +15,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, Page
 
-from tests.browsing import launched_chromium, orm_beside_playwright
-from tests.factories import PASSWORD, usage_sample_create, user_create
+from tests.support.browsing import launched_chromium, orm_beside_playwright
+from tests.support.factories import PASSWORD, usage_sample_create, user_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

@@ -14,7 +14,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -34,11 +33,11 @@ from tests.fake_upstream import (
     last_user_text,
     tokenize,
 )
+from tests.support.paths import ROOT
 
 OPENAI_MODEL = "gpt-test"
 ANTHROPIC_MODEL = "claude-test"
 PROMPT = "Tell me a short story"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -1428,7 +1427,7 @@ async def test_in_loop_mode() -> None:
 def test_cli() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fake_upstream", "--port", "0", "--tokens", "5", "--ttft-ms", "10"],
-        cwd=PROJECT_ROOT,
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -1461,7 +1460,7 @@ def test_cli_random_faults() -> None:
         "50",
     ]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_upstream", *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "tests.fake_upstream", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
@@ -1479,7 +1478,7 @@ def test_cli_random_faults() -> None:
 
     bad = subprocess.run(
         [sys.executable, "-m", "tests.fake_upstream", "--fault-kinds", "status_500,meteor_strike"],
-        cwd=PROJECT_ROOT,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,

@@ -14,7 +14,8 @@ import pytest
 from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done, saved_answer, text_of
+from tests.support.answers import saved_answer
+from tests.support.sockets import connect, message, receive_until_done, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ import pytest
 
 from pam_hybrid.models import Message, UsageRecord
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done
+from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect as ws_connect
 
 from pam_hybrid.models import UsageRecord
-from pam_hybrid.runtime import live
-from tests.conftest import run_daphne
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done
+from tests.support.answers import settled
+from tests.support.servers import run_daphne
+from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -76,15 +76,6 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 def series(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return {labels: value for (sample_name, labels), value in samples.items() if sample_name == name}
-
-
-async def settled(within_s: float = 5) -> None:
-    """Every answer of this loop has ended and been saved, logged and counted (a live answer lets go only then)."""
-    for _ in range(int(within_s / 0.01)):
-        if not any(True for _ in live.live_answers()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("answers still in flight")
 
 
 async def answer(user: Any, route: str) -> list[dict[str, Any]]:

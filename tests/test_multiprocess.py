@@ -22,8 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from pam_hybrid.models import Message, UsageRecord
-from tests.conftest import run_daphne
 from tests.fake_upstream import FakeUpstream, Scenario
+from tests.support.servers import run_daphne
 
 pytestmark = [
     pytest.mark.live,

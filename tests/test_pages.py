@@ -17,6 +17,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from pam_hybrid.models import Conversation, Message, UsageRecord
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -301,7 +302,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
     env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "x" * 60 + "production-like-secret-key",
            "ALLOWED_HOSTS": "chat.example.com", "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}"}
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+                            cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -309,6 +310,6 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
 
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path) -> None:
     env = {**os.environ, "DEBUG": "false", "SECRET_KEY": ""}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=Path(__file__).resolve().parent.parent,
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr

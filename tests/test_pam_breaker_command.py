@@ -23,7 +23,7 @@ from pam_hybrid.breakers.wiring import breaker_config
 from pam_hybrid.models import BreakerEvent
 from pam_hybrid.redis_client import redis_key
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done, text_of
+from tests.support.sockets import connect, message, receive_until_done, text_of
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 ACTOR = f"manage.py pam_breaker (unix user {getpass.getuser()})"

@@ -10,17 +10,15 @@ import re
 import subprocess
 import sys
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from pam_hybrid.models import UsageRecord
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str) -> str:

@@ -16,7 +16,8 @@ from pam_hybrid.conversations import services
 from pam_hybrid.models import Conversation, Message, UsageRecord
 from pam_hybrid.runtime import maintenance
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done, settled_answer, text_of
+from tests.support.answers import settled_answer
+from tests.support.sockets import connect, message, receive_until_done, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -25,9 +25,9 @@ from websockets.asyncio.client import connect as ws_connect
 
 from pam_hybrid.domain.exceptions import PamError, ProviderError
 from pam_hybrid.models import BreakerEvent, Message, UsageRecord
-from tests.conftest import TEST_API_KEY, run_daphne
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done
+from tests.support.servers import TEST_API_KEY, run_daphne
+from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -14,7 +14,8 @@ from django.test import Client
 from pam_hybrid.chat.consumer import ChatConsumer
 from pam_hybrid.models import Message
 from tests.fake_upstream import FakeUpstream, Scenario
-from tests.test_consumer import message, settled_answer
+from tests.support.answers import settled_answer
+from tests.support.sockets import message
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -24,8 +24,9 @@ from websockets.exceptions import ConnectionClosed
 
 from pam_hybrid.models import Message, UsageRecord
 from pam_hybrid.runtime import shutdown
-from tests.conftest import ROOT, TEST_API_KEY, _database_url, _free_port, _wait_for_port
 from tests.fake_upstream import FakeUpstream, Scenario
+from tests.support.paths import ROOT
+from tests.support.servers import TEST_API_KEY, database_url, free_port, wait_for_port
 
 pytestmark = [pytest.mark.live]
 
@@ -65,9 +66,9 @@ def start_server(transactional_db: Any, fake_upstream: FakeUpstream, tmp_path: P
     started: list[Server] = []
 
     def start(**settings: str) -> Server:
-        port = _free_port()
+        port = free_port()
         env = {
-            **os.environ, "DEBUG": "true", "ALLOWED_HOSTS": "127.0.0.1,localhost", "DATABASE_URL": _database_url(),
+            **os.environ, "DEBUG": "true", "ALLOWED_HOSTS": "127.0.0.1,localhost", "DATABASE_URL": database_url(),
             "OPENAI_API_KEY": TEST_API_KEY, "OPENAI_BASE_URL": fake_upstream.openai_base_url,
             "ANTHROPIC_API_KEY": TEST_API_KEY, "ANTHROPIC_BASE_URL": fake_upstream.anthropic_base_url,
             "PYTHONUNBUFFERED": "1", "PAM_REDIS_PREFIX": f"pam-test:{uuid.uuid4().hex}:", **settings,
@@ -80,7 +81,7 @@ def start_server(transactional_db: Any, fake_upstream: FakeUpstream, tmp_path: P
             )
         server = Server(f"http://127.0.0.1:{port}", process, log_path)
         started.append(server)
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         return server
 
     yield start

@@ -43,8 +43,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidMessage
 
 from pam_hybrid.models import BreakerEvent, Message, UsageRecord
-from tests.conftest import ROOT, run_daphne
 from tests.fake_upstream import FAULT_KINDS
+from tests.support.paths import ROOT
+from tests.support.servers import run_daphne
 
 pytestmark = [pytest.mark.live]
 

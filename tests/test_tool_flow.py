@@ -19,7 +19,7 @@ from pam_hybrid.models import Message, UsageRecord
 from pam_hybrid.tools import registry
 from pam_hybrid.tools.base import ToolArguments, ToolContext, tool
 from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
-from tests.test_consumer import connect, message, receive_until_done, text_of
+from tests.support.sockets import connect, message, receive_until_done, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -19,7 +19,7 @@ from pam_hybrid.usage.report import (
     usage_stats,
     usage_totals,
 )
-from tests.factories import usage_record_create, user_create
+from tests.support.factories import usage_record_create, user_create
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from pam_hybrid.domain.chunks import ToolCall
 from pam_hybrid.tools.base import ToolContext
 from pam_hybrid.tools.conversation_search import SearchArgs, search_conversations, snippet
 from pam_hybrid.tools.runner import run_tool_call
-from tests.factories import conversation_create, message_create
+from tests.support.factories import conversation_create, message_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from pam_hybrid.domain.chunks import ToolCall
 from pam_hybrid.tools.base import ToolContext
 from pam_hybrid.tools.runner import run_tool_call
 from pam_hybrid.tools.usage import UsageArgs, format_usd, my_usage
-from tests.factories import usage_record_create
+from tests.support.factories import usage_record_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

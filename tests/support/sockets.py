@@ -1,0 +1,39 @@
+"""The chat socket driven in-process with channels' WebsocketCommunicator: connect, send a message, read frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+
+from pam_hybrid.chat.consumer import ChatConsumer
+
+SIMPLE = "What is the capital of France?"
+"""A question the classifier routes to the simple model."""
+
+
+async def connect(user: Any) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(ChatConsumer.as_asgi(), "/ws/chat/")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+def message(content: str = SIMPLE, **extra: Any) -> dict[str, Any]:
+    return {"type": "message", "content": content, "conversation_id": None, "stream": True, "route": "auto",
+            "client_msg_id": "c1", **extra}
+
+
+async def receive_until_done(communicator: WebsocketCommunicator, wait_s: float = 10) -> list[dict[str, Any]]:
+    """Frames up to and including the answer's `end` or `error` chunk."""
+    frames = []
+    while True:
+        frame = await communicator.receive_json_from(timeout=wait_s)
+        frames.append(frame)
+        if frame.get("chunk_type") in ("end", "error") or frame.get("type") == "response":
+            return frames
+
+
+def text_of(frames: list[dict[str, Any]]) -> str:
+    return "".join(f["content"] for f in frames if f.get("chunk_type") == "token")
