@@ -192,14 +192,16 @@ def test_conversations_lists_only_own_latest_first(client: Client, user: Any, ot
     assert b"secret plan" not in response.content
 
 
-def test_conversations_returns_latest_fifty(client: Client, user: Any) -> None:
+def test_conversations_returns_a_first_page_of_thirty(client: Client, user: Any) -> None:
     for minute in range(51):
         conversation_create(owner=user, title=f"c{minute}", minutes=minute)
     client.force_login(user)
-    titles = [c["title"] for c in client.get("/api/conversations/").json()["conversations"]]
-    assert len(titles) == 50
+    body = client.get("/api/conversations/").json()
+    titles = [c["title"] for c in body["conversations"]]
+    assert len(titles) == 30
     assert titles[0] == "c50"
     assert "c0" not in titles
+    assert body["next_cursor"]
 
 
 def test_conversation_messages_in_order_with_fields(client: Client, user: Any) -> None:

@@ -308,6 +308,15 @@ class AnswerStream:
         )
 
     @property
+    def conversation_id(self) -> str | None:
+        """The answer's conversation, as far as known yet (a new conversation's id exists once the answer starts)."""
+        if self.answer is not None:
+            return str(self.answer.conversation_id)
+        if self.place is not None:
+            return str(self.place.conversation_id)
+        return self.request.conversation_id
+
+    @property
     def row_saved(self) -> bool:
         """Whether the answer's placeholder row exists (so it can be checkpointed)."""
         saved = self._user_saved

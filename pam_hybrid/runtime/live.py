@@ -176,3 +176,16 @@ def live_answer(message_id: uuid.UUID, user_id: object) -> LiveAnswer | None:
 
 def live_answers() -> Iterator[LiveAnswer]:
     return iter(tuple(_registry().values()))
+
+
+async def conversation_answers_stop(conversation_id: uuid.UUID, user_id: object, *, wait_s: float = 5.0) -> None:
+    """Stop the user's answers in this conversation streaming in this process, and wait (at most `wait_s`) until
+    each is saved: before the conversation is deleted, so nothing of it is written afterwards."""
+    stopping = [
+        answer for answer in live_answers()
+        if answer.user_id == str(user_id) and answer.stream.conversation_id == str(conversation_id)
+    ]
+    for answer in stopping:
+        answer.stop("cancelled")
+    if stopping:
+        await asyncio.wait([answer.task for answer in stopping], timeout=wait_s)
