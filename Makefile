@@ -27,7 +27,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
 typecheck: $(VENV)/.installed
-	$(BIN)/mypy pam_hybrid pam_project
+	$(BIN)/mypy pam_hybrid pam_project fake_upstream
 
 pytest: $(VENV)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -3,7 +3,7 @@ circuit breaker is open (the claim: "an open breaker costs nothing", under 5 ms)
 
 It starts everything itself, on 127.0.0.1 only, through the real path (the helpers of ``bench/ttft.py``):
 
-1. the fake upstream (``tests/fake_upstream.py``) in a process of its own (this script with
+1. the fake upstream (the ``fake_upstream`` package) in a process of its own (this script with
    ``--serve-upstream``, the same line protocol as ``bench/upstream.py``), with two scenarios queued: the
    first OpenAI request and the first Anthropic request get HTTP 503; any later request would be answered
    normally (so a breaker that is not open shows as an answer, and as a request the fake records);
@@ -126,7 +126,7 @@ LIMITS_ENV = {
 def serve_upstream() -> None:
     """Run in the child process: the fake with two 503s queued; the line protocol of bench/upstream.py."""
     from bench.upstream import serve_fake
-    from tests.fake_upstream import FakeUpstream, Scenario
+    from fake_upstream import FakeUpstream, Scenario
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.fake_upstream import FakeUpstream, RecordedRequest, last_user_text  # noqa: E402
+from fake_upstream import FakeUpstream, RecordedRequest, last_user_text  # noqa: E402
 
 TAG_RE = re.compile(r"\[bench:([^\]]+)\]")
 

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.utils import timezone
 
-from tests.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
 from tests.support.factories import usage_sample_create
 from tests.support.servers import TEST_API_KEY, run_daphne
 

@@ -25,10 +25,10 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient, Client
 from websockets.asyncio.client import connect as ws_connect
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.breakers import BreakerStatus
 from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import saved_answer
 from tests.support.servers import run_daphne
 from tests.support.sockets import connect, message, receive_until_done, text_of

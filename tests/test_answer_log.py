@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
-from tests.fake_upstream import FakeUpstream, Scenario
+from fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import saved_answer, settled
 from tests.support.servers import TEST_API_KEY
 from tests.support.sockets import connect, message, receive_until_done

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Response, Route, WebSocketRoute
 
+from fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from pam_hybrid.models import Conversation, Message
-from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from tests.support.browsing import launched_chromium, orm_beside_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]

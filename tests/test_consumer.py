@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.chat.consumer import ChatConsumer
 from pam_hybrid.models import Conversation, Message
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import saved_answer, settled_answer
 from tests.support.sockets import SIMPLE, connect, message, receive_until_done, text_of
 

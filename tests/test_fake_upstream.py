@@ -21,7 +21,7 @@ import httpx2
 import openai
 import pytest
 
-from tests.fake_upstream import (
+from fake_upstream import (
     FAULT_KINDS,
     FakeToolCall,
     FakeUpstream,
@@ -1426,7 +1426,7 @@ async def test_in_loop_mode() -> None:
 
 def test_cli() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_upstream", "--port", "0", "--tokens", "5", "--ttft-ms", "10"],
+        [sys.executable, "-m", "fake_upstream", "--port", "0", "--tokens", "5", "--ttft-ms", "10"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -1460,7 +1460,7 @@ def test_cli_random_faults() -> None:
         "50",
     ]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_upstream", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "fake_upstream", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
@@ -1477,7 +1477,7 @@ def test_cli_random_faults() -> None:
             process.stdout.close()
 
     bad = subprocess.run(
-        [sys.executable, "-m", "tests.fake_upstream", "--fault-kinds", "status_500,meteor_strike"],
+        [sys.executable, "-m", "fake_upstream", "--fault-kinds", "status_500,meteor_strike"],
         cwd=ROOT,
         capture_output=True,
         text=True,

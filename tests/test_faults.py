@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import saved_answer
 from tests.support.sockets import connect, message, receive_until_done, text_of
 

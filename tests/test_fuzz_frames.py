@@ -30,10 +30,10 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from fake_upstream import FakeUpstream
 from pam_hybrid.chat.consumer import ChatConsumer
 from pam_hybrid.models import Message
 from pam_hybrid.runtime import live, owners
-from tests.fake_upstream import FakeUpstream
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import Message, UsageRecord
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

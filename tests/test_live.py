@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from pam_hybrid.models import Message, UsageRecord
-from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
 
 pytestmark = [pytest.mark.live]
 

@@ -21,8 +21,8 @@ from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect as ws_connect
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import UsageRecord
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import settled
 from tests.support.servers import run_daphne
 from tests.support.sockets import connect, message, receive_until_done

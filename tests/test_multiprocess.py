@@ -21,8 +21,8 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import Message, UsageRecord
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.servers import run_daphne
 
 pytestmark = [

@@ -18,11 +18,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command, load_command_class
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.breakers import BreakerStatus, CircuitBreaker, RedisBreakerStore
 from pam_hybrid.breakers.wiring import breaker_config
 from pam_hybrid.models import BreakerEvent
 from pam_hybrid.redis_client import redis_key
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.sockets import connect, message, receive_until_done, text_of
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -15,13 +15,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.conversations import services
 from pam_hybrid.gateway.stream import ChatRequest, process_request_stream
 from pam_hybrid.management.commands.replay_conversation import Command
 from pam_hybrid.models import Conversation, Message, UsageRecord
 from pam_hybrid.runtime import limits
-from tests.fake_upstream import FakeUpstream, Scenario
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -12,10 +12,10 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.conversations import services
 from pam_hybrid.models import Conversation, Message, UsageRecord
 from pam_hybrid.runtime import maintenance
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import settled_answer
 from tests.support.sockets import connect, message, receive_until_done, text_of
 

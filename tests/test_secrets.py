@@ -23,9 +23,9 @@ from django.contrib.staticfiles import finders
 from django.test import AsyncClient, Client
 from websockets.asyncio.client import connect as ws_connect
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.domain.exceptions import PamError, ProviderError
 from pam_hybrid.models import BreakerEvent, Message, UsageRecord
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.servers import TEST_API_KEY, run_daphne
 from tests.support.sockets import connect, message, receive_until_done
 

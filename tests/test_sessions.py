@@ -11,9 +11,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.chat.consumer import ChatConsumer
 from pam_hybrid.models import Message
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import settled_answer
 from tests.support.sockets import message
 

@@ -22,9 +22,9 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import Message, UsageRecord
 from pam_hybrid.runtime import shutdown
-from tests.fake_upstream import FakeUpstream, Scenario
 from tests.support.paths import ROOT
 from tests.support.servers import TEST_API_KEY, database_url, free_port, wait_for_port
 

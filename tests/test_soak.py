@@ -42,8 +42,8 @@ from django.db.models import Count
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidMessage
 
+from fake_upstream import FAULT_KINDS
 from pam_hybrid.models import BreakerEvent, Message, UsageRecord
-from tests.fake_upstream import FAULT_KINDS
 from tests.support.paths import ROOT
 from tests.support.servers import run_daphne
 
@@ -110,7 +110,7 @@ UPSTREAM_OPTIONS = {"ttft_ms": 20, "token_delay_ms": 5, "hang_limit_ms": 3500, "
 
 UPSTREAM_SCRIPT = """
 import json, sys
-from tests.fake_upstream import FakeUpstream, default_reply, input_token_count, last_user_text
+from fake_upstream import FakeUpstream, default_reply, input_token_count, last_user_text
 
 server = FakeUpstream(**json.loads(sys.argv[1])).start()
 print(json.dumps({"port": server.port}), flush=True)
@@ -133,7 +133,7 @@ server.stop()
 
 
 class RemoteUpstream:
-    """The fake upstream (tests.fake_upstream) running in a subprocess; `report()` returns what it has seen."""
+    """The fake upstream (the fake_upstream package) running in a subprocess; `report()` returns what it has seen."""
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.process = subprocess.Popen([sys.executable, "-c", UPSTREAM_SCRIPT, json.dumps(options)], cwd=ROOT,

@@ -1,6 +1,6 @@
 """Tool calls through the real path: fake upstream -> real SDK -> provider -> gateway -> consumer -> database.
 
-Each scenario mirrors what the providers really stream (see tests/fake_upstream.py) and checks what the
+Each scenario mirrors what the providers really stream (see fake_upstream/) and checks what the
 user and the database end up with: text, tool calls and results, usage and cost.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from pam_hybrid.domain.chunks import ToolCall
 from pam_hybrid.models import Message, UsageRecord
 from pam_hybrid.tools import registry
 from pam_hybrid.tools.base import ToolArguments, ToolContext, tool
-from tests.fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from tests.support.sockets import connect, message, receive_until_done, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

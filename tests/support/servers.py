@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 
-from tests.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
 from tests.support.paths import ROOT
 
 TEST_API_KEY = "sk-test-not-a-real-key"
