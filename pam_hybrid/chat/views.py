@@ -16,8 +16,7 @@ from inspect import iscoroutinefunction
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
-from asgiref.sync import markcoroutinefunction
-from channels.db import database_sync_to_async
+from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.forms import UserCreationForm
@@ -210,12 +209,12 @@ async def conversation(request: HttpRequest, conversation_id: UUID) -> HttpRespo
     """PATCH {"title": …} renames; DELETE deletes, stopping its answer streaming here first."""
     user = await request.auser()
     assert isinstance(user, AbstractBaseUser)
-    found = await database_sync_to_async(conversation_get_for_user)(user=user, conversation_id=conversation_id)
+    found = await sync_to_async(conversation_get_for_user)(user=user, conversation_id=conversation_id)
     if found is None:
         return _not_found()
     if request.method == "DELETE":
         await live.conversation_answers_stop(found.id, user.pk)
-        await database_sync_to_async(services.conversation_delete)(conversation=found)
+        await sync_to_async(services.conversation_delete)(conversation=found)
         return HttpResponse(status=204)
     body = _json_body(request)
     title = body.get("title") if body is not None else None
@@ -224,7 +223,7 @@ async def conversation(request: HttpRequest, conversation_id: UUID) -> HttpRespo
     title = " ".join(title.split())
     if len(title) > TITLE_MAX_CHARS:
         return _bad_request(f"the title must be at most {TITLE_MAX_CHARS} characters")
-    renamed = await database_sync_to_async(services.conversation_rename)(conversation=found, title=title)
+    renamed = await sync_to_async(services.conversation_rename)(conversation=found, title=title)
     return JsonResponse({"conversation": _conversation_summary(renamed)})
 
 
