@@ -7,7 +7,7 @@ PORT ?= 8000
 # Development defaults; set DEBUG=false (and SECRET_KEY) in the environment for production.
 export DEBUG ?= true
 
-.PHONY: run test lint typecheck pytest migrate bench clean
+.PHONY: run test lint typecheck pytest migrate superuser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 migrate: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
+
+# A staff account for /admin/, on the same defaults as `make run` (DEBUG=true is exported above).
+superuser: migrate
+	$(BIN)/python manage.py createsuperuser
 
 run: migrate
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
