@@ -2,6 +2,7 @@
 // through reduce (state.js), the page drawn from the new state (render.js) and the effects run (effects.js).
 "use strict";
 
+import { Address } from "./address.js";
 import { ChatApi } from "./api.js";
 import { Effects } from "./effects.js";
 import { newClientId } from "./format.js";
@@ -31,33 +32,63 @@ class ChatPage {
       route: byTestId("route-select"),
       send: byTestId("send-button"),
       stop: byTestId("stop-button"),
+      exports: [byTestId("export-md"), byTestId("export-json")],
     };
     this.state = initialState({ maxChars: Number(data.maxChars) || Infinity });
     this.queue = [];
     this.running = false;
     const dispatch = (event) => this.dispatch(event);
-    const sidebar = new Sidebar((conversationId) => dispatch({ type: "open", conversationId }));
-    const onRetry = (text, route) => {
-      dispatch({ type: "retry", text, route: route || this.dom.route.value, clientMsgId: newClientId() });
+    const sidebar = new Sidebar({
+      open: (conversationId) => dispatch({ type: "open", conversationId }),
+      search: (query) => dispatch({ type: "search", query }),
+      more: () => dispatch({ type: "more" }),
+      rename: (conversationId, title) => dispatch({ type: "rename", conversationId, title }),
+      remove: (conversationId) => dispatch({ type: "remove", conversationId }),
+    });
+    const route = () => this.dom.route.value;
+    const onRetry = (text, chosen, messageId = null) => {
+      dispatch({ type: "retry", text, route: chosen || route(), messageId, clientMsgId: newClientId() });
     };
-    this.view = new ChatView(this.dom, sidebar, this.state, { onRetry });
+    const actions = {
+      onVersion: (messageId) => dispatch({ type: "version", messageId }),
+      onEdit: (messageId, content) => {
+        dispatch({ type: "edit", messageId, content, route: route(), clientMsgId: newClientId() });
+      },
+      onRegenerate: (messageId, chosen) => {
+        dispatch({ type: "regenerate", messageId, route: chosen, clientMsgId: newClientId() });
+      },
+    };
+    const api = new ChatApi({
+      conversationsUrl: data.apiConversations,
+      messagesUrlTemplate: data.apiMessages,
+      conversationUrlTemplate: data.apiConversation,
+      branchUrlTemplate: data.apiBranch,
+      exportUrlTemplate: data.apiExport,
+      idPlaceholder: data.apiIdPlaceholder,
+    });
+    this.address = new Address({
+      pageTemplate: data.pageConversation,
+      placeholder: data.apiIdPlaceholder,
+      home: data.pageHome || "/",
+    });
+    const exportUrl = (conversationId, format) => api.exportUrl(conversationId, format);
+    this.view = new ChatView(this.dom, sidebar, this.state, { onRetry, actions, exportUrl });
     this.store = new InflightStore();
     const socket = new ChatSocket(socketUrl(data.wsPath), {
       onOpen: () => dispatch({ type: "socketOpen" }),
       onFrame: (frame) => dispatch({ type: "socketFrame", frame }),
-      onClose: (code) => dispatch({ type: "socketClose", code }),
+      onClose: (code) => dispatch({ type: "socketClose", code, random: Math.random() }),
     });
-    const api = new ChatApi({
-      conversationsUrl: data.apiConversations,
-      messagesUrlTemplate: data.apiMessages,
-      idPlaceholder: data.apiIdPlaceholder,
-    });
-    this.effects = new Effects({ socket, store: this.store, api, view: this.view, loginUrl: data.loginUrl }, dispatch);
+    this.effects = new Effects(
+      { socket, store: this.store, api, view: this.view, address: this.address, loginUrl: data.loginUrl },
+      dispatch,
+    );
+    this.conversationId = data.conversationId || null;
   }
 
   start() {
     this.bindEvents();
-    this.dispatch({ type: "load", stored: this.store.load() });
+    this.dispatch({ type: "load", stored: this.store.load(), conversationId: this.conversationId });
   }
 
   /** Events are handled one at a time, in order: one raised while another is handled waits its turn. */
@@ -102,6 +133,9 @@ class ChatPage {
     stop.addEventListener("click", () => this.dispatch({ type: "stop" }));
     newChat.addEventListener("click", () => this.dispatch({ type: "newChat" }));
     window.addEventListener("online", () => this.dispatch({ type: "online" }));
+    window.addEventListener("popstate", () => {
+      this.dispatch({ type: "navigate", conversationId: this.address.conversationOf(window.location.pathname) });
+    });
     window.addEventListener("pagehide", () => this.dispatch({ type: "pagehide" }));
     window.addEventListener("pageshow", (event) => {
       if (event.persisted) {

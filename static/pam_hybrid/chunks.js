@@ -2,6 +2,7 @@
 // bubble and the answer flow on. Pure transitions on a Step.
 "use strict";
 
+import * as background from "./background.js";
 import { caughtUp, endingOf, named, withText, withTool } from "./bubble.js";
 import * as flow from "./flow.js";
 
@@ -16,13 +17,16 @@ export function frameIn(t, frame) {
 function chunkIn(t, chunk) {
   const metadata = chunk.metadata || {};
   const seq = Number.isInteger(metadata.seq) ? metadata.seq : null;
+  if (background.frameIn(t, chunk, seq)) {
+    return; // the answer left streaming in another conversation
+  }
   if (t.state.phase === "idle") {
     if (chunk.chunk_type === "error" && seq === null) {
       flow.notice(t, chunk.content, metadata); // e.g. a rejected frame outside any answer
     }
     return; // a numbered frame belongs to an answer this page no longer follows
   }
-  if (!accept(t, seq)) {
+  if (!accept(t, seq, chunk)) {
     return;
   }
   const handle = CHUNKS.get(chunk.chunk_type);
@@ -37,16 +41,23 @@ function chunkIn(t, chunk) {
 }
 
 /** Whether a frame is new; a numbered one is remembered (also for a reload). Unnumbered frames always are. */
-function accept(t, seq) {
+function accept(t, seq, chunk) {
   flow.armStallCheck(t);
   if (seq === null) {
     return true;
   }
   const { record } = t.state;
+  if (record.awaitStart) {
+    // Resumed on a socket that followed another answer: until our `start`, frames are that answer's.
+    if (chunk.chunk_type !== "start" || (chunk.metadata || {}).message_id !== record.messageId) {
+      return false;
+    }
+    t.set({ record: { ...record, awaitStart: false } });
+  }
   if (seq <= record.lastSeq) {
     return false; // already shown: a resume overlaps what arrived before the drop
   }
-  t.set({ record: { ...record, lastSeq: seq } });
+  t.set({ record: { ...t.state.record, lastSeq: seq } });
   t.emit({ type: "saveSeq", seq });
   return true;
 }
@@ -69,6 +80,10 @@ function onStart(t, content, metadata) {
   };
   t.set({ record: started });
   t.emit({ type: "save", record: started });
+  const { question } = t.state;
+  if (question !== null && metadata.user_message_id && !question.messageId) {
+    t.set({ question: { ...question, messageId: metadata.user_message_id } }); // now it can be edited
+  }
   flow.adopt(t, metadata.conversation_id);
 }
 

@@ -12,7 +12,8 @@ function errorKind(error) {
 }
 
 export class Effects {
-  /** ports: { socket: ChatSocket, store: InflightStore, api: ChatApi, view: ChatView, loginUrl }; dispatch(event). */
+  /** ports: { socket: ChatSocket, store: InflightStore, api: ChatApi, view: ChatView, address: Address, loginUrl };
+   * dispatch(event). */
   constructor(ports, dispatch) {
     this.ports = ports;
     this.dispatch = dispatch;
@@ -40,6 +41,8 @@ export class Effects {
         return store.clear();
       case "fetch":
         return this.fetch(effect);
+      case "location":
+        return this.ports.address.go(effect.conversationId, effect.mode);
       case "login":
         return this.goToLogin();
       case "focus":
@@ -67,12 +70,29 @@ export class Effects {
     this.timers.delete(name);
   }
 
-  /** effect.purpose: "sidebar" or "signedIn" (the conversation list), "open" or "stall" (one conversation). */
-  async fetch(request) {
+  /** effect.purpose: "sidebar", "sidebarMore" or "signedIn" (the conversation list), "open", "stall" or "branch" (one
+   * conversation), "rename" or "remove" (a change to one). */
+  call(request) {
     const { api } = this.ports;
+    const { purpose, conversationId } = request;
+    switch (purpose) {
+      case "branch":
+        return api.branch(conversationId, request.messageId);
+      case "rename":
+        return api.rename(conversationId, request.title);
+      case "remove":
+        return api.remove(conversationId);
+      default:
+        return conversationId
+          ? api.conversation(conversationId)
+          : api.conversations({ q: request.q || "", cursor: request.cursor || null });
+    }
+  }
+
+  async fetch(request) {
     let data;
     try {
-      data = request.conversationId ? await api.conversation(request.conversationId) : await api.conversations();
+      data = await this.call(request);
     } catch (error) {
       this.dispatch({ type: "fetchFailed", request, error: errorKind(error) });
       return;

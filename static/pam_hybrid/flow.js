@@ -24,7 +24,7 @@ export function canSend(state, content) {
 }
 
 /** Ask: the question shows at once and goes out now, or as soon as the socket is back (queued meanwhile). */
-export function submit(t, { content, route, clientMsgId }) {
+export function submit(t, { content, route, clientMsgId, editOf = null }) {
   const { conversationId, answer } = t.state;
   const frame = {
     type: "message",
@@ -34,9 +34,12 @@ export function submit(t, { content, route, clientMsgId }) {
     route,
     client_msg_id: clientMsgId,
   };
+  if (editOf) {
+    frame.edit_of = editOf; // a new version of that message: the answer after it is re-run
+  }
   const question = { key: t.key(), text: content, status: "queued", dropsRetries: true };
   t.set({ question, answer: answer && closed(answer), scroll: t.state.scroll + 1 });
-  follow(t, newRecord({ frame, userText: content, route, conversationId }));
+  follow(t, newRecord({ frame, userText: content, route, conversationId, kind: editOf ? "edit" : "message" }));
   flush(t);
 }
 
@@ -52,16 +55,23 @@ export function flush(t) {
   if (phase === "idle" || record === null || sentOn === socket.connection || !socket.open) {
     return;
   }
+  if (t.state.background !== null && !record.messageId) {
+    return; // the socket follows a parked answer (background.js): a new message would be refused until it ends
+  }
   const frame = record.messageId
     ? { type: "resume", message_id: record.messageId, last_seq: record.lastSeq }
     : record.frame;
   if (!frame) {
     return;
   }
+  if (t.state.background !== null) {
+    // The socket follows the parked answer until the server reads this resume: its frames wait for our `start`.
+    t.set({ background: null, record: { ...t.state.record, awaitStart: true } });
+  }
   t.emit({ type: "send", frame });
   t.set({ sentOn: socket.connection, phase: phase === "stopping" ? phase : "sent" });
-  if (!record.sent) {
-    t.set({ record: { ...record, sent: true } });
+  if (!t.state.record.sent) {
+    t.set({ record: { ...t.state.record, sent: true } });
     t.emit({ type: "save", record: t.state.record });
   }
   armStallCheck(t);
@@ -122,12 +132,25 @@ function unsend(t) {
 
 /** Back to idle; with `keepStored`, a reload still picks the answer up. */
 export function finish(t, { keepStored = false } = {}) {
-  const { answer } = t.state;
+  const { answer, record } = t.state;
   t.set({ phase: "idle", record: null, answer: answer && closed(answer) });
   t.disarm("stallCheck", "cancelGrace", "refusedWait");
   if (!keepStored) {
     t.emit({ type: "forget" });
   }
+  if (record !== null && (record.kind === "edit" || record.kind === "regenerate")) {
+    redraw(t, record.conversationId);
+  }
+}
+
+/** A new version was made (or tried): the conversation is drawn again from the server, with its versions. */
+function redraw(t, conversationId) {
+  if (!conversationId) {
+    return;
+  }
+  const token = t.state.loadToken + 1;
+  t.set({ loadToken: token });
+  t.emit({ type: "fetch", purpose: "open", conversationId, token, stored: null, via: "refresh" });
 }
 
 export function armStallCheck(t) {
@@ -154,9 +177,12 @@ export function notice(t, text, metadata = {}) {
   t.set({ answer: closed(t.state.answer) });
 }
 
-/** What Retry sends again: the answer's question, on its route. */
+/** What Retry does: a new version of the answer when the server named it (else its question again), on its route. */
 export function retryOf(record) {
-  return record !== null && record.userText ? { text: record.userText, route: record.route } : null;
+  if (record === null || !(record.userText || record.messageId)) {
+    return null;
+  }
+  return { text: record.userText, route: record.route, messageId: record.messageId || null };
 }
 
 export function showError(t, content, metadata) {
@@ -182,8 +208,12 @@ export function adopt(t, conversationId) {
   }
   const isNew = conversationId !== t.state.conversationId;
   t.set({ conversationId });
+  if (isNew) {
+    t.emit({ type: "location", conversationId, mode: "replace" }); // the new chat's address, once it has one
+  }
   if (isNew || t.state.phase === "idle") {
-    t.emit({ type: "fetch", purpose: "sidebar" });
+    const { query, token } = t.state.sidebar;
+    t.emit({ type: "fetch", purpose: "sidebar", q: query, token });
   }
 }
 

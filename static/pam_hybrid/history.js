@@ -12,7 +12,8 @@ const ROUTES = new Set(["auto", "simple", "complex"]);
  *   record: what to track and resume (lastSeq -1: the page starts from an empty answer), or null;
  *   resumeIndex: the row the resumed answer replaces (-1: not saved yet, it goes after the history);
  *   appendUser: our own message when the server has not saved it yet (shown after the history), or null;
- *   retry: { index, text, route } when the latest answer failed, for a Retry button, or null.
+ *   retry: { index, text, route, messageId } when the latest answer failed, for a Retry button (a new version of
+ *   it), or null.
  */
 export function planHistory(messages, stored) {
   const plan = stored ? planOwn(messages, stored) : planOther(messages);
@@ -30,6 +31,10 @@ function planOwn(messages, stored) {
     }
     const streaming = messages[index].status === "streaming";
     return streaming ? { record: fresh, resumeIndex: index } : { record: null, resumeIndex: -1 };
+  }
+  if (stored.kind === "regenerate") {
+    // A new version of a saved answer, not named yet: its question is in the history; ask for it again.
+    return { record: fresh, resumeIndex: -1 };
   }
   const userIndex = ownUserRow(messages, stored);
   if (userIndex < 0) {
@@ -86,5 +91,5 @@ function failedLatest(messages) {
   if (!failed || !question || question.role !== "user") {
     return null; // a partial answer without an error was stopped by its user: nothing to retry
   }
-  return { index, text: question.content, route: ROUTES.has(last.route) ? last.route : "auto" };
+  return { index, text: question.content, route: ROUTES.has(last.route) ? last.route : "auto", messageId: last.id };
 }

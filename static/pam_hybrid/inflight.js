@@ -10,10 +10,13 @@ const SEQ_KEY = "pam.inflight.seq"; // written for every frame, apart from the r
  * A record: { frame, userText, route, conversationId, messageId, lastSeq, sent, started }.
  * `frame` is our own `message` frame (null when following an answer another tab asked for), re-sent with the same
  * client_msg_id until `start` names the answer; `sent` says whether it ever left this page; `started` whether `start`
- * arrived; `userText` and `route` are what Retry sends again.
+ * arrived; `userText` and `route` are what Retry sends again; `kind`: "message", "edit" or "regenerate" (a new
+ * version: the branch is shown afresh when it ends).
  */
-export function newRecord({ frame = null, userText = "", route = "auto", conversationId = null, messageId = null }) {
-  return { frame, userText, route, conversationId, messageId, lastSeq: -1, sent: false, started: false };
+export function newRecord({
+  frame = null, userText = "", route = "auto", conversationId = null, messageId = null, kind = "message",
+}) {
+  return { frame, userText, route, conversationId, messageId, kind, lastSeq: -1, sent: false, started: false };
 }
 
 export class InflightStore {

@@ -211,7 +211,8 @@ export class AssistantMessage {
   }
 }
 
-function liveMetaParts(meta) {
+/** The usage part of the meta line (cost, first token, tokens): for an `end` frame or a saved answer's usage. */
+export function liveMetaParts(meta) {
   const parts = [formatCost(meta.cost_usd)];
   const ttft = formatMs(meta.ttft_ms);
   if (ttft) {

@@ -6,6 +6,7 @@ import { canSend } from "./flow.js";
 import { renderUserMessage } from "./messages.js";
 import { AnswerSlot } from "./slot.js";
 import { renderHistory } from "./transcript.js";
+import { answerActions, editControl } from "./versions.js";
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
@@ -18,12 +19,19 @@ const MAX_INPUT_HEIGHT_PX = 240;
 
 export class ChatView {
   /** dom: the page's elements by role; sidebar: a Sidebar; initial: the state the page's HTML shows (nothing is
-   * drawn for it); onRetry(text, route) for every Retry button. */
-  constructor(dom, sidebar, initial, { onRetry }) {
+   * drawn for it); onRetry(text, route, messageId) for every Retry button; actions: { onVersion(id), onEdit(id, text),
+   * onRegenerate(id, route) } for the version controls; exportUrl(id, format) for the export links. */
+  constructor(dom, sidebar, initial, { onRetry, actions, exportUrl }) {
     this.dom = dom;
     this.sidebar = sidebar;
     this.onRetry = onRetry;
-    this.slot = new AnswerSlot({ append: (element) => this.dom.messages.append(element), onRetry });
+    this.actions = actions;
+    this.exportUrl = exportUrl;
+    this.slot = new AnswerSlot({
+      append: (element, bubble) => this.place(element, bubble.replaces),
+      onRetry,
+      onEnded: (message, bubble) => this.offerActions(message, bubble),
+    });
     this.question = { key: null, status: null, element: null };
     this.drawn = initial;
   }
@@ -51,8 +59,8 @@ export class ChatView {
     stop.hidden = !busy;
     stop.disabled = state.phase === "stopping";
     send.disabled = !canSend(state, state.draft);
-    if (busy !== (before.phase !== "idle")) {
-      this.sidebar.setLocked(busy);
+    if (state.conversationId !== before.conversationId) {
+      this.renderExports(state.conversationId);
     }
     if (state.sidebar !== before.sidebar) {
       this.renderSidebar(state.sidebar, before.sidebar);
@@ -69,9 +77,10 @@ export class ChatView {
     }
   }
 
-  renderSidebar({ conversations, activeId }, before) {
-    if (conversations !== before.conversations) {
-      this.sidebar.show(conversations, activeId);
+  renderSidebar(sidebar, before) {
+    const { conversations, shown, nextCursor, activeId } = sidebar;
+    if (conversations !== before.conversations || shown !== before.shown || nextCursor !== before.nextCursor) {
+      this.sidebar.show(sidebar);
     } else if (activeId !== before.activeId) {
       this.sidebar.setActive(activeId);
     }
@@ -83,6 +92,7 @@ export class ChatView {
     const elements = renderHistory(list.messages, list, {
       resume: (row) => this.slot.resume(answer, row),
       onRetry: this.onRetry,
+      actions: this.actions,
     });
     this.dom.messages.replaceChildren(...elements);
     this.question = { key: null, status: null, element: null };
@@ -98,10 +108,24 @@ export class ChatView {
         for (const button of this.dom.messages.querySelectorAll('[data-testid="retry-button"]')) {
           button.parentElement.remove(); // a new question: older answers are not retried any more
         }
+        for (const tools of this.dom.messages.querySelectorAll('[data-testid="answer-actions"]')) {
+          tools.remove(); // nor regenerated
+        }
+      }
+      if (question.replaces) {
+        this.dropFrom(question.replaces); // an edit: the old version and what followed it give way
       }
       this.dom.messages.append(element);
-      this.question = { key: question.key, status: "complete", element };
+      this.question = { key: question.key, status: "complete", element, messageId: null };
       added = true;
+    }
+    if (question !== null && question.messageId && question.messageId !== this.question.messageId) {
+      const { element } = this.question;
+      const messageId = question.messageId;
+      element.dataset.messageId = messageId;
+      const edit = editControl(element, question.text, (text) => this.actions.onEdit(messageId, text));
+      element.querySelector(".message-body").append(edit);
+      this.question.messageId = messageId;
     }
     if (question !== null && question.status !== this.question.status) {
       if (question.status === "removed") {
@@ -112,6 +136,45 @@ export class ChatView {
       this.question.status = question.status;
     }
     return added;
+  }
+
+  /** A saved message's element in the list, by id, or null. */
+  find(messageId) {
+    return this.dom.messages.querySelector(`[data-message-id="${CSS.escape(messageId)}"]`);
+  }
+
+  /** A new answer: in the place of the one it is a new version of, else at the end. */
+  place(element, replaces) {
+    const old = replaces ? this.find(replaces) : null;
+    if (old !== null) {
+      old.replaceWith(element);
+    } else {
+      this.dom.messages.append(element);
+    }
+  }
+
+  dropFrom(messageId) {
+    for (let node = this.find(messageId); node !== null;) {
+      const next = node.nextElementSibling;
+      node.remove();
+      node = next;
+    }
+  }
+
+  /** A live answer that finished: Regenerate and Ask the stronger model, as on a saved one. */
+  offerActions(message, { ending, messageId }) {
+    if (ending.kind !== "complete" || !messageId || ending.retry) {
+      return;
+    }
+    const route = ending.meta && ending.meta.route;
+    message.body.append(answerActions(route, (chosen) => this.actions.onRegenerate(messageId, chosen)));
+  }
+
+  renderExports(conversationId) {
+    for (const link of this.dom.exports) {
+      link.hidden = !conversationId;
+      link.href = conversationId ? this.exportUrl(conversationId, link.dataset.format) : "#";
+    }
   }
 
   // --- the page's own effects ---

@@ -1,52 +1,86 @@
-// The conversation list: renders the user's conversations, marks the open one, slides over on small screens.
+// The conversation list: the user's conversations (the open one marked), a search box, more pages as the end of the
+// list comes into view (or on Load more), rename in place and delete after a confirm dialog; slides over on small
+// screens. Elements only: what the user does goes out through the callbacks.
 "use strict";
 
 import { UNTITLED } from "./conversation.js";
 import { formatWhen } from "./format.js";
 
+const ICON_RENAME = "M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4";
+const ICON_DELETE = "M5 7h14M10 11v6M14 11v6M7 7l1 12h8l1-12M9 7V4h6v3";
+
 function byTestId(testId) {
   return document.querySelector(`[data-testid="${testId}"]`);
 }
 
+function iconButton(testId, label, path) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "icon-button conversation-action";
+  button.dataset.testid = testId;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "16");
+  svg.setAttribute("height", "16");
+  svg.setAttribute("aria-hidden", "true");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  line.setAttribute("d", path);
+  svg.append(line);
+  button.append(svg);
+  return button;
+}
+
 export class Sidebar {
-  /** onOpen(conversationId) when a conversation is picked. */
-  constructor(onOpen) {
+  /** on: { open(id), search(text), more(), rename(id, title), remove(id) }. */
+  constructor(on) {
+    this.on = on;
     this.element = byTestId("sidebar");
     this.backdrop = byTestId("sidebar-backdrop");
     this.toggle = byTestId("sidebar-toggle");
     this.list = byTestId("conversation-list");
     this.empty = byTestId("conversation-empty");
-    this.newChat = byTestId("new-chat");
+    this.label = byTestId("conversation-list-label");
+    this.search = byTestId("conversation-search");
+    this.loadMore = byTestId("load-more");
+    this.dialog = byTestId("delete-dialog");
     this.conversations = [];
     this.activeId = null;
-    this.locked = false;
+    this.query = "";
     this.toggle.addEventListener("click", () => this.setOpen(this.element.dataset.open !== "true"));
     this.backdrop.addEventListener("click", () => this.setOpen(false));
-    this.list.addEventListener("click", (event) => {
-      const item = event.target.closest("[data-conversation-id]");
-      if (item && !this.locked) {
-        onOpen(item.dataset.conversationId);
-      }
-    });
+    this.list.addEventListener("click", (event) => this.clicked(event));
+    this.search.addEventListener("input", () => on.search(this.search.value));
+    this.loadMore.addEventListener("click", () => on.more());
+    this.dialog.addEventListener("close", () => this.confirmed());
+    // More pages as the end of the list scrolls into view; the button stays for keyboards and old browsers.
+    if ("IntersectionObserver" in window) {
+      new IntersectionObserver((entries) => {
+        if (entries.some((entry) => entry.isIntersecting) && !this.loadMore.hidden) {
+          on.more();
+        }
+      }, { root: this.element, rootMargin: "120px" }).observe(this.loadMore);
+    }
   }
 
-  show(conversations, activeId) {
+  /** sidebar: the list as state holds it (listing.js). */
+  show({ conversations, activeId, shown, nextCursor }) {
     this.conversations = conversations;
     this.activeId = activeId;
+    this.query = shown;
     this.render();
+    this.loadMore.hidden = nextCursor === null;
   }
 
   setActive(conversationId) {
     this.activeId = conversationId;
-    this.render();
-  }
-
-  /** While an answer streams, switching conversations is not allowed. */
-  setLocked(locked) {
-    this.locked = locked;
-    this.newChat.disabled = locked;
-    for (const button of this.list.querySelectorAll("button")) {
-      button.disabled = locked;
+    for (const button of this.list.querySelectorAll('[data-testid="conversation-item"]')) {
+      if (button.dataset.conversationId === conversationId) {
+        button.setAttribute("aria-current", "true");
+      } else {
+        button.removeAttribute("aria-current");
+      }
     }
   }
 
@@ -57,8 +91,13 @@ export class Sidebar {
   }
 
   render() {
+    if (this.list.contains(document.activeElement) && document.activeElement.dataset.testid === "rename-input") {
+      return; // a rename in progress: redrawn when it ends
+    }
     this.list.replaceChildren(...this.conversations.map((c) => this.item(c)));
     this.empty.hidden = this.conversations.length > 0;
+    this.empty.textContent = this.query ? "No conversations match." : "No conversations yet.";
+    this.label.textContent = this.query ? "Search results" : "Recent";
   }
 
   item(conversation) {
@@ -67,7 +106,6 @@ export class Sidebar {
     button.className = "conversation-item";
     button.dataset.testid = "conversation-item";
     button.dataset.conversationId = conversation.id;
-    button.disabled = this.locked;
     if (conversation.id === this.activeId) {
       button.setAttribute("aria-current", "true");
     }
@@ -79,7 +117,87 @@ export class Sidebar {
     when.textContent = formatWhen(conversation.updated_at);
     button.append(title, when);
     const item = document.createElement("li");
-    item.append(button);
+    item.className = "conversation-row";
+    item.dataset.conversationId = conversation.id;
+    const name = conversation.title || UNTITLED;
+    item.append(
+      button,
+      iconButton("rename-conversation", `Rename “${name}”`, ICON_RENAME),
+      iconButton("delete-conversation", `Delete “${name}”`, ICON_DELETE),
+    );
     return item;
+  }
+
+  clicked(event) {
+    const target = event.target.closest("button");
+    const row = event.target.closest("li[data-conversation-id]");
+    if (target === null || row === null) {
+      return;
+    }
+    const conversationId = row.dataset.conversationId;
+    const kind = target.dataset.testid;
+    if (kind === "conversation-item") {
+      this.on.open(conversationId);
+    } else if (kind === "rename-conversation") {
+      this.startRename(row, conversationId);
+    } else if (kind === "delete-conversation") {
+      this.askDelete(conversationId);
+    }
+  }
+
+  /** The title becomes a text box: Enter (or leaving it) saves, Escape cancels. */
+  startRename(row, conversationId) {
+    const found = this.conversations.find((c) => c.id === conversationId);
+    const input = document.createElement("input");
+    input.type = "text";
+    input.className = "rename-input";
+    input.dataset.testid = "rename-input";
+    input.maxLength = 200;
+    input.value = found ? found.title : "";
+    input.setAttribute("aria-label", "Conversation title");
+    let done = false;
+    const end = (save) => {
+      if (done) {
+        return;
+      }
+      done = true;
+      const title = input.value.trim();
+      input.blur();
+      if (save && title) {
+        this.on.rename(conversationId, title);
+      }
+      this.render();
+    };
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        end(true);
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        event.stopPropagation();
+        end(false);
+      }
+    });
+    input.addEventListener("blur", () => end(true));
+    row.replaceChildren(input);
+    input.focus();
+    input.select();
+  }
+
+  askDelete(conversationId) {
+    const found = this.conversations.find((c) => c.id === conversationId);
+    this.pendingDelete = conversationId;
+    this.dialog.querySelector('[data-testid="delete-dialog-text"]').textContent =
+      `“${(found && found.title) || UNTITLED}” and all its messages will be deleted. This cannot be undone.`;
+    this.dialog.returnValue = "";
+    this.dialog.showModal();
+  }
+
+  confirmed() {
+    const conversationId = this.pendingDelete;
+    this.pendingDelete = null;
+    if (conversationId && this.dialog.returnValue === "delete") {
+      this.on.remove(conversationId);
+    }
   }
 }

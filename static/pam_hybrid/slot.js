@@ -10,9 +10,10 @@ const BLANK = { key: null, model: null, messageId: null, fallback: null, pieces:
 
 export class AnswerSlot {
   /** append(element) puts a new answer at the end of the list; onRetry(text, route) is a Retry button's click. */
-  constructor({ append, onRetry }) {
+  constructor({ append, onRetry, onEnded = () => {} }) {
     this.append = append;
     this.onRetry = onRetry;
+    this.onEnded = onEnded; // (message, bubble) once an answer streamed here has ended
     this.forget();
   }
 
@@ -54,7 +55,7 @@ export class AnswerSlot {
       return false; // drawn with its history, through resume()
     }
     this.message = new AssistantMessage();
-    this.append(this.message.element);
+    this.append(this.message.element, bubble);
     this.update(bubble);
     return true;
   }
@@ -74,6 +75,9 @@ export class AnswerSlot {
     let changed = this.drawPieces(bubble.pieces, before.pieces);
     if (bubble.ending !== null && before.ending === null) {
       this.drawEnding(bubble.ending);
+      if (bubble.ending.on === "answer") {
+        this.onEnded(message, bubble);
+      }
       changed = true;
     }
     if (bubble.swapped && !before.swapped && this.checkpoint !== null) {
@@ -112,7 +116,7 @@ export class AnswerSlot {
       target.stop(ending.note);
     }
     if (retry) {
-      target.offerRetry(() => this.onRetry(retry.text, retry.route));
+      target.offerRetry(() => this.onRetry(retry.text, retry.route, retry.messageId));
     }
   }
 }

@@ -2,10 +2,13 @@
 // no I/O here or in the modules it calls (connection.js, flow.js, chunks.js, conversation.js, bubble.js, history.js).
 "use strict";
 
+import * as background from "./background.js";
+import * as branches from "./branches.js";
 import { frameIn } from "./chunks.js";
 import * as connection from "./connection.js";
 import * as conversation from "./conversation.js";
 import * as flow from "./flow.js";
+import * as listing from "./listing.js";
 
 /** The answer flow: nothing in flight; waiting for a socket to send on; sent, nothing back yet; the answer arriving;
  * a stop asked for, not yet confirmed. */
@@ -17,7 +20,9 @@ export const PHASES = Object.freeze(["idle", "queued", "sent", "streaming", "sto
  * socket.connection) its frame last went out on. question: our message as shown, { key, text, status: "queued" |
  * "complete" | "removed" }; answer: the answer bubble (bubble.js). socket: connection.js. timers: name → { ms, ... }
  * for every timer running; effects.js keeps the real ones in step. list: the message list as last rebuilt (history
- * rows, the one being resumed, the one offering Retry); sidebar: its conversations and the one marked open. draft: the
+ * rows, the one being resumed, the one offering Retry); sidebar: the list (listing.js); background: the record of an
+ * answer left streaming in another conversation (background.js), or null. question.messageId / .replaces: its saved
+ * id once `start` names it; the question (and what followed) an edit replaces. draft: the
  * composer's text. scroll: bumped to scroll to the bottom wherever the reader is. serial hands out keys.
  */
 export function initialState({ maxChars = Infinity } = {}) {
@@ -32,8 +37,9 @@ export function initialState({ maxChars = Infinity } = {}) {
     timers: {},
     conversationId: null,
     title: null,
+    background: null,
     list: { key: 0, messages: [], resumeIndex: -1, retry: null },
-    sidebar: { conversations: [], activeId: null },
+    sidebar: listing.initialSidebar(),
     draft: "",
     maxChars,
     loadToken: 0,
@@ -76,15 +82,17 @@ class Step {
   }
 }
 
-const TIMERS = { ...connection.TIMERS, ...flow.TIMERS };
+const TIMERS = { ...connection.TIMERS, ...flow.TIMERS, ...listing.TIMERS };
 
 const HANDLERS = {
-  /** The page opened; `stored` is what a reload left behind (or null). */
-  load(t, { stored }) {
+  /** The page opened, on `conversationId`'s address (null: a new chat); `stored` is what a reload left behind. */
+  load(t, { stored, conversationId = null }) {
     connection.connect(t);
-    t.emit({ type: "fetch", purpose: "sidebar" });
-    if (stored !== null) {
+    listing.refresh(t);
+    if (stored !== null && (!stored.conversationId || !conversationId || stored.conversationId === conversationId)) {
       conversation.restore(t, stored);
+    } else if (conversationId) {
+      conversation.open(t, conversationId, null, "load");
     }
     t.emit({ type: "focus" });
   },
@@ -100,13 +108,25 @@ const HANDLERS = {
     flow.submit(t, { content, route, clientMsgId });
     connection.retryNow(t); // if it had given up, try again: there is something to send
   },
-  /** A Retry button: its answer's question again, as a new message in this conversation. */
-  retry(t, { text, route, clientMsgId }) {
-    if (t.state.phase === "idle") {
-      flow.submit(t, { content: text, route, clientMsgId });
-      connection.retryNow(t);
-    }
+  /** A Retry button: a new version of the failed answer (its question again if nothing was saved). */
+  retry(t, event) {
+    branches.retry(t, event);
+    connection.retryNow(t);
   },
+  regenerate(t, event) {
+    branches.regenerate(t, event);
+    connection.retryNow(t);
+  },
+  edit(t, event) {
+    branches.edit(t, event);
+    connection.retryNow(t);
+  },
+  version: (t, event) => branches.version(t, event),
+  navigate: (t, { conversationId }) => conversation.navigate(t, conversationId),
+  search: (t, { query }) => listing.search(t, { query }),
+  more: (t) => listing.more(t),
+  rename: (t, event) => listing.rename(t, event),
+  remove: (t, { conversationId }) => conversation.remove(t, conversationId),
   stop: (t) => flow.stop(t),
   newChat: (t) => conversation.newChat(t),
   open: (t, { conversationId }) => conversation.open(t, conversationId),
@@ -114,6 +134,7 @@ const HANDLERS = {
   pagehide: (t) => connection.stop(t),
   socketOpen(t) {
     connection.opened(t);
+    background.reopened(t);
     flow.flush(t);
   },
   socketFrame: (t, { frame }) => frameIn(t, frame),

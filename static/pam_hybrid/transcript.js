@@ -2,21 +2,54 @@
 // row of an answer still streaming given over to the resumed stream (see slot.js).
 "use strict";
 
-import { AssistantMessage, renderUserMessage } from "./messages.js";
+import { AssistantMessage, liveMetaParts, renderUserMessage } from "./messages.js";
+import { answerActions, editControl, toolBar, versionNav } from "./versions.js";
 
 /**
  * The elements for a planned history (see history.js): saved rows as they are, the row at `resumeIndex` through
  * `resume(row)`, and a Retry on the failed latest answer (`retry`: { index, text, route }) through
  * `onRetry(text, route)`.
  */
-export function renderHistory(messages, { resumeIndex, retry }, { resume, onRetry }) {
+export function renderHistory(messages, { resumeIndex, retry }, { resume, onRetry, actions = null }) {
+  const latest = messages.length - 1;
   return messages.map((message, index) => {
     if (index === resumeIndex) {
       return resume(message);
     }
-    const again = retry !== null && retry.index === index ? () => onRetry(retry.text, retry.route) : null;
-    return renderStoredMessage(message, again);
+    const again = retry !== null && retry.index === index ? () => onRetry(retry.text, retry.route, retry.messageId) : null;
+    const element = renderStoredMessage(message, again);
+    if (actions !== null) {
+      decorate(element, message, index === latest && again === null && resumeIndex < 0, actions);
+    }
+    return element;
   });
+}
+
+/**
+ * The version controls of a saved message: "‹ n / m ›" when it has other versions, Edit on a question, Regenerate and
+ * Ask the stronger model on the latest answer when it finished. actions: { onVersion(id), onEdit(id, text),
+ * onRegenerate(id, route) }.
+ */
+export function decorate(element, row, latest, { onVersion, onEdit, onRegenerate }) {
+  const body = element.querySelector(".message-body");
+  if (body === null || !row.id) {
+    return;
+  }
+  element.dataset.messageId = row.id;
+  let tools = null;
+  if (row.role === "user") {
+    tools = editControl(element, row.content, (text) => onEdit(row.id, text));
+  } else if (latest && (row.status === "complete" || row.status === "partial")) {
+    tools = answerActions(row.route, (route) => onRegenerate(row.id, route));
+  }
+  const nav = versionNav(row.id, row.siblings, onVersion);
+  if (nav !== null) {
+    tools = tools || toolBar("message-versions");
+    tools.prepend(nav);
+  }
+  if (tools !== null) {
+    body.append(tools);
+  }
 }
 
 /** The saved text of an answer still streaming, shown until its resumed stream has caught up with it. */
@@ -36,7 +69,8 @@ export function renderStoredMessage(record, onRetry = null) {
   const message = new AssistantMessage();
   message.setModel(record.model);
   message.setMessageId(record.id);
-  message.appendText(record.content);
+  message.setFallback(record.fallback);
+  appendParts(message, record);
   if (record.status === "error" || (record.status === "partial" && record.error)) {
     message.fail(record.error || "This answer failed."); // partial with an error: it failed midway, not stopped
   } else if (record.status === "partial") {
@@ -50,6 +84,25 @@ export function renderStoredMessage(record, onRetry = null) {
   if (onRetry) {
     message.offerRetry(onRetry);
   }
-  message.addMeta(record.model, record.route ? [`${record.route} route`] : []);
+  const usage = record.usage ? liveMetaParts(record.usage) : [];
+  message.addMeta(record.model, [...(record.route ? [`${record.route} route`] : []), ...usage]);
   return message.element;
+}
+
+/** The answer as it streamed: text, tool calls and their results in order (older rows without parts: the text). */
+function appendParts(message, record) {
+  if (!Array.isArray(record.parts) || record.parts.length === 0) {
+    message.appendText(record.content);
+    return;
+  }
+  for (const part of record.parts) {
+    if (part.type === "text") {
+      message.appendText(part.content);
+    } else if (part.type === "tool_call") {
+      message.addTool("tool_call", "", { call_id: part.call_id, name: part.name, arguments: part.arguments });
+    } else if (part.type === "tool_result") {
+      const { call_id: callId, name, ok, duration_ms: durationMs } = part;
+      message.addTool("tool_result", part.content, { call_id: callId, name, ok, duration_ms: durationMs });
+    }
+  }
 }
