@@ -43,6 +43,7 @@ export function newBubble(key) {
     resumed: false,
     closed: false,
     model: null,
+    route: null,
     messageId: null,
     fallback: null,
     pieces: null,
@@ -60,16 +61,26 @@ export function resumedBubble(key, row) {
     ...newBubble(key),
     resumed: true,
     model: row.model || null,
+    route: row.route || null,
     messageId: row.id || null,
     checkpoint: row.content ? { chars: row.content.length } : null,
   };
 }
 
-/** Model, message id and fallback as a frame names them; what a frame leaves out stays as it was. */
-export function named(bubble, { model, messageId, fallback }) {
+/** How an answer's route reads: "simple", or "auto → complex" when the classifier chose it (null: not known yet). */
+export function routeLabel(requested, resolved) {
+  if (!resolved) {
+    return null;
+  }
+  return requested === "auto" && resolved !== "auto" ? `auto → ${resolved}` : resolved;
+}
+
+/** Model, route, message id and fallback as a frame names them; what a frame leaves out stays as it was. */
+export function named(bubble, { model, route, messageId, fallback }) {
   return {
     ...bubble,
     model: model || bubble.model,
+    route: route || bubble.route,
     messageId: messageId || bubble.messageId,
     fallback: fallback && typeof fallback === "object" ? fallback : bubble.fallback,
   };

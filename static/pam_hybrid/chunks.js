@@ -3,7 +3,7 @@
 "use strict";
 
 import * as background from "./background.js";
-import { caughtUp, endingOf, named, withText, withTool } from "./bubble.js";
+import { caughtUp, endingOf, named, routeLabel, withText, withTool } from "./bubble.js";
 import * as flow from "./flow.js";
 
 export function frameIn(t, frame) {
@@ -69,7 +69,8 @@ function streamed(t, answer) {
 }
 
 function onStart(t, content, metadata) {
-  streamed(t, named(flow.openAnswer(t), { model: metadata.model, messageId: metadata.message_id }));
+  const route = routeLabel(t.state.record.route, metadata.route);
+  streamed(t, named(flow.openAnswer(t), { model: metadata.model, route, messageId: metadata.message_id }));
   // `start` named the answer: from now on a new socket resumes it instead of sending the message again.
   const { record } = t.state;
   const started = {

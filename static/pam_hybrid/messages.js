@@ -1,9 +1,11 @@
-// Message elements. Model output only ever enters the page as text nodes, never as HTML.
+// Message elements. User text only ever enters the page as text nodes; answer text as markdown, rendered by
+// markdown.js with raw HTML off and sanitised.
 "use strict";
 
 import { endingOf } from "./bubble.js";
 import { formatCost, formatMs, providerLabel } from "./format.js";
-import { copyText, renderText } from "./text.js";
+import { copyText } from "./code.js";
+import { MarkdownView } from "./markdown.js";
 
 const AVATAR_URL = new URL("./favicon.svg", import.meta.url).href;
 
@@ -56,12 +58,13 @@ export class AssistantMessage {
     this.body = el("div", "message-body");
     const header = el("div", "message-header");
     this.modelChip = el("span", "model-chip", { "data-testid": "message-model", hidden: "" });
+    this.routeChip = el("span", "route-chip", { "data-testid": "message-route", hidden: "" });
     this.fallbackNote = el("span", "fallback-note", { "data-testid": "message-fallback", hidden: "" });
-    header.append(metaPart("PAM"), this.modelChip, this.fallbackNote);
+    header.append(metaPart("PAM"), this.modelChip, this.routeChip, this.fallbackNote);
     this.content = el("div", "message-content", { "data-testid": "message-content" });
     this.body.append(header, this.content);
     this.element.append(avatar, this.body);
-    this.textNode = null;
+    this.view = null; // the MarkdownView of the text since the last tool block
     this.parts = [];
     this.note = null;
   }
@@ -75,6 +78,15 @@ export class AssistantMessage {
       this.model = model;
       this.modelChip.textContent = model;
       this.modelChip.hidden = false;
+    }
+  }
+
+  /** The route that answers: "simple", or "auto → complex" when the classifier chose it. */
+  setRoute(route) {
+    if (route) {
+      this.routeChip.textContent = route;
+      this.routeChip.title = "Route";
+      this.routeChip.hidden = false;
     }
   }
 
@@ -103,13 +115,12 @@ export class AssistantMessage {
     if (!text) {
       return;
     }
-    if (this.textNode === null) {
-      const box = el("div", "message-text");
-      this.textNode = document.createTextNode("");
-      box.append(this.textNode);
+    if (this.view === null) {
+      const box = el("div", "message-text markdown");
       this.content.append(box);
+      this.view = new MarkdownView(box, () => box.dispatchEvent(new Event("pam:drawn", { bubbles: true })));
     }
-    this.textNode.appendData(text);
+    this.view.append(text);
     this.parts.push(text);
   }
 
@@ -128,8 +139,8 @@ export class AssistantMessage {
     const pre = el("pre");
     pre.textContent = detail || content || "(empty)";
     block.append(summary, pre);
+    this.endText();
     this.content.append(block);
-    this.textNode = null;
   }
 
   /** The `end` frame: final status, notes and the meta line. True when the answer ended early by itself (not stopped,
@@ -159,17 +170,20 @@ export class AssistantMessage {
 
   finish(status, note) {
     this.element.dataset.status = status;
-    this.textNode = null;
-    for (const box of this.content.querySelectorAll(":scope > .message-text")) {
-      if (box.textContent.includes("```")) {
-        box.replaceWith(...renderText(box.textContent));
-      }
-    }
+    this.endText();
     if (note) {
       const role = status === "error" ? "alert" : "note";
       this.note = el("p", "message-note", { "data-testid": "message-note", role });
       this.note.textContent = note;
       this.body.append(this.note);
+    }
+  }
+
+  /** The text so far is complete: drawn in full now; more text starts a new box. */
+  endText() {
+    if (this.view !== null) {
+      this.view.finish();
+      this.view = null;
     }
   }
 
@@ -193,9 +207,15 @@ export class AssistantMessage {
 
   addMeta(model, parts) {
     const line = el("p", "message-meta", { "data-testid": "message-meta", "data-model": model || "" });
+    // Model and route move here from the header, so each shows once.
     if (model) {
       line.append(metaPart(model, "meta-model"));
     }
+    if (!this.routeChip.hidden) {
+      line.append(metaPart(this.routeChip.textContent, "meta-route"));
+    }
+    this.modelChip.hidden = true;
+    this.routeChip.hidden = true;
     for (const part of parts) {
       line.append(metaPart(part));
     }
@@ -204,7 +224,11 @@ export class AssistantMessage {
   }
 
   copyButton() {
-    const button = el("button", "copy-button", { type: "button", "data-testid": "copy-button" });
+    const button = el("button", "copy-button", {
+      type: "button",
+      "data-testid": "copy-button",
+      "aria-label": "Copy the answer as markdown",
+    });
     button.textContent = "Copy";
     button.addEventListener("click", () => copyText(button, this.text()));
     return button;

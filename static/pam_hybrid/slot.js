@@ -6,7 +6,16 @@
 import { AssistantMessage } from "./messages.js";
 import { renderCheckpoint } from "./transcript.js";
 
-const BLANK = { key: null, model: null, messageId: null, fallback: null, pieces: null, ending: null, swapped: false };
+const BLANK = {
+  key: null,
+  model: null,
+  route: null,
+  messageId: null,
+  fallback: null,
+  pieces: null,
+  ending: null,
+  swapped: false,
+};
 
 export class AnswerSlot {
   /** append(element) puts a new answer at the end of the list; onRetry(text, route) is a Retry button's click. */
@@ -65,6 +74,9 @@ export class AnswerSlot {
     const { message } = this;
     if (bubble.model !== before.model) {
       message.setModel(bubble.model);
+    }
+    if (bubble.route !== before.route) {
+      message.setRoute(bubble.route);
     }
     if (bubble.messageId !== before.messageId) {
       message.setMessageId(bubble.messageId);
