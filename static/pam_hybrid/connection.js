@@ -1,10 +1,13 @@
-// The chat socket's life as state: connecting, open (with a keep-alive ping), backing off between attempts, given up,
-// signed out. Pure transitions on a Step (see state.js); socket.js only opens, sends and reports.
+// The chat socket's life as state: connecting, open (with a keep-alive ping), backing off between attempts (for as
+// long as the page is open), offline, signed out. Pure transitions on a Step (see state.js); socket.js only opens,
+// sends and reports.
 "use strict";
 
-// 11.5 s in all: longer than the server keeps an answer waiting for its socket (PAM_RESUME_GRACE_MS, 10 s by
-// default), so a page that reconnects within its attempts finds its answer still running.
-const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 4000];
+// Capped exponential backoff with jitter: 0.5 s, 1 s, 2 s … 10 s, each ±25 %, never giving up. The first attempts come
+// well within the time the server keeps an answer waiting for its socket (PAM_RESUME_GRACE_MS, 10 s by default).
+const FIRST_RETRY_MS = 500;
+const MAX_RETRY_MS = 10000;
+const JITTER = 0.25;
 const AUTH_CLOSE_CODES = new Set([4401, 4403]);
 const PING_INTERVAL_MS = 25000;
 // A connection counts as recovered only once it has stayed up this long, so a server that accepts and
@@ -13,18 +16,21 @@ const STABLE_AFTER_MS = 5000;
 const SOCKET_TIMERS = ["reconnect", "stable", "ping"];
 
 /**
- * status: what the page shows ("connecting" | "connected" | "reconnecting" | "disconnected"); open: a socket is open
- * now; wasOpen: the latest socket opened before it closed; connection: sockets opened so far; attempt: reconnections
- * tried since the last stable one; gaveUp: out of attempts; authFailed: closed as signed out; stopped: the page is
- * going away.
+ * status: what the page shows ("connecting" | "connected" | "reconnecting" | "offline" | "disconnected"); open: a
+ * socket is open now; pending: a socket is opening; wasOpen: the latest socket opened before it closed; connection:
+ * sockets opened so far; attempt: reconnections tried since the last stable one; offline: the browser says it has no
+ * network; gaveUp: kept false (the page never gives up); authFailed: closed as signed out; stopped: the page is going
+ * away.
  */
 export function initialSocket() {
   return {
     status: "connecting",
     open: false,
+    pending: false,
     wasOpen: false,
     connection: 0,
     attempt: 0,
+    offline: false,
     gaveUp: false,
     authFailed: false,
     stopped: false,
@@ -35,13 +41,22 @@ function update(t, fields) {
   t.set({ socket: { ...t.state.socket, ...fields } });
 }
 
+function waitingStatus(socket) {
+  if (socket.offline) {
+    return "offline";
+  }
+  return socket.attempt === 0 && socket.connection === 0 ? "connecting" : "reconnecting";
+}
+
 export function connect(t) {
-  update(t, { status: t.state.socket.attempt === 0 ? "connecting" : "reconnecting", wasOpen: false });
+  update(t, { pending: true, wasOpen: false });
+  update(t, { status: waitingStatus(t.state.socket) });
   t.emit({ type: "connect" });
 }
 
 export function opened(t) {
-  update(t, { open: true, wasOpen: true, status: "connected", connection: t.state.socket.connection + 1 });
+  const connection = t.state.socket.connection + 1;
+  update(t, { open: true, pending: false, wasOpen: true, status: "connected", connection });
   t.disarm(...SOCKET_TIMERS);
   t.arm("stable", STABLE_AFTER_MS);
   t.arm("ping", PING_INTERVAL_MS);
@@ -50,32 +65,50 @@ export function opened(t) {
 /** The socket closed on its own: nothing runs for it any more. Returns whether it had opened. */
 export function closed(t) {
   const { wasOpen } = t.state.socket;
-  update(t, { open: false });
+  update(t, { open: false, pending: false });
   t.disarm(...SOCKET_TIMERS);
   return wasOpen;
 }
 
-/** After a close: signed out, out of attempts, or the next attempt after a delay. */
-export function reconnectLater(t, code) {
+/** The wait before reconnection `attempt` (0-based); `random` in [0, 1) spreads pages apart (0.5: none). */
+export function retryDelay(attempt, random = 0.5) {
+  const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.min(attempt, 16));
+  return Math.min(MAX_RETRY_MS, Math.round(base * (1 + JITTER * (2 * random - 1))));
+}
+
+/** After a close: signed out, or the next attempt after a delay. */
+export function reconnectLater(t, code, random = 0.5) {
   const { attempt } = t.state.socket;
   if (AUTH_CLOSE_CODES.has(code)) {
     update(t, { authFailed: true, status: "disconnected" });
-  } else if (attempt >= RETRY_DELAYS_MS.length) {
-    update(t, { gaveUp: true, status: "disconnected" });
-  } else {
-    update(t, { attempt: attempt + 1, status: "reconnecting" });
-    t.arm("reconnect", RETRY_DELAYS_MS[attempt]);
-  }
-}
-
-/** After the attempts ran out, start again with a fresh set (something to send, or the browser is back online). */
-export function retryNow(t) {
-  const { gaveUp, stopped, authFailed } = t.state.socket;
-  if (!gaveUp || stopped || authFailed) {
     return;
   }
-  update(t, { gaveUp: false, attempt: 0 });
+  update(t, { attempt: attempt + 1 });
+  update(t, { status: waitingStatus(t.state.socket) });
+  t.arm("reconnect", retryDelay(attempt, random));
+}
+
+/** Try at once instead of waiting out the backoff (something to send, back online, the page shown again); the
+ * backoff starts again from its first step. */
+export function retryNow(t) {
+  const { open, pending, stopped, authFailed } = t.state.socket;
+  if (open || pending || stopped || authFailed) {
+    return;
+  }
+  t.disarm("reconnect");
+  update(t, { attempt: 0 });
   connect(t);
+}
+
+/** The browser lost or found its network. */
+export function setOffline(t, offline) {
+  update(t, { offline });
+  if (!t.state.socket.open && !t.state.socket.authFailed && !t.state.socket.stopped) {
+    update(t, { status: waitingStatus(t.state.socket) });
+  }
+  if (!offline) {
+    retryNow(t);
+  }
 }
 
 /** Close for good (the page is going away): no reconnection, no status change. */

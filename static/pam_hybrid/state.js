@@ -130,7 +130,10 @@ const HANDLERS = {
   stop: (t) => flow.stop(t),
   newChat: (t) => conversation.newChat(t),
   open: (t, { conversationId }) => conversation.open(t, conversationId),
-  online: (t) => connection.retryNow(t),
+  online: (t) => connection.setOffline(t, false),
+  offline: (t) => connection.setOffline(t, true),
+  /** The page is shown again (a tab brought back, a phone woken): reconnect now rather than after the backoff. */
+  visible: (t) => connection.retryNow(t),
   pagehide: (t) => connection.stop(t),
   socketOpen(t) {
     connection.opened(t);
@@ -138,7 +141,7 @@ const HANDLERS = {
     flow.flush(t);
   },
   socketFrame: (t, { frame }) => frameIn(t, frame),
-  socketClose(t, { code }) {
+  socketClose(t, { code, random }) {
     if (t.state.socket.stopped) {
       return;
     }
@@ -147,7 +150,7 @@ const HANDLERS = {
       t.emit({ type: "fetch", purpose: "signedIn" });
     }
     flow.dropped(t);
-    connection.reconnectLater(t, code);
+    connection.reconnectLater(t, code, random);
     if (t.state.socket.status === "disconnected") {
       flow.gaveUp(t);
     }

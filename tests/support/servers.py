@@ -51,10 +51,11 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float 
 
 
 @contextlib.contextmanager
-def run_daphne(upstream: FakeUpstream, log_dir: Path, **extra_env: str) -> Iterator[str]:
+def run_daphne(upstream: FakeUpstream, log_dir: Path, port: int | None = None, **extra_env: str) -> Iterator[str]:
     """A real daphne process serving the project on the test database, its providers on the fake upstream;
-    yields its base URL. `extra_env` overrides settings (e.g. PAM_RESUME_GRACE_MS)."""
-    port = free_port()
+    yields its base URL. `port`: a given one (to start a server again where a page expects it), else a free one.
+    `extra_env` overrides settings (e.g. PAM_RESUME_GRACE_MS)."""
+    port = port or free_port()
     env = {
         **os.environ,
         "DEBUG": "true",
@@ -69,7 +70,7 @@ def run_daphne(upstream: FakeUpstream, log_dir: Path, **extra_env: str) -> Itera
         "PAM_SHUTDOWN_GRACE_MS": "2000",
         **extra_env,
     }
-    log_path = log_dir / f"daphne-{port}.log"
+    log_path = log_dir / f"daphne-{port}-{uuid.uuid4().hex[:6]}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "pam_project.asgi:application"],
