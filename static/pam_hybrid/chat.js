@@ -7,6 +7,7 @@ import { ChatApi } from "./api.js";
 import { Effects } from "./effects.js";
 import { newClientId } from "./format.js";
 import { InflightStore } from "./inflight.js";
+import { Shortcuts } from "./keys.js";
 import { ChatView } from "./render.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket, socketUrl } from "./socket.js";
@@ -89,6 +90,9 @@ class ChatPage {
   start() {
     this.bindEvents();
     this.dispatch({ type: "load", stored: this.store.load(), conversationId: this.conversationId });
+    if (!navigator.onLine) {
+      this.dispatch({ type: "offline" });
+    }
   }
 
   /** Events are handled one at a time, in order: one raised while another is handled waits its turn. */
@@ -122,9 +126,7 @@ class ChatPage {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         this.send();
-      } else if (event.key === "Escape") {
-        this.dispatch({ type: "stop" });
-      }
+      } // Escape (stop) is one of the page's shortcuts: keys.js
     });
     input.addEventListener("input", () => {
       this.view.autosize();
@@ -132,9 +134,17 @@ class ChatPage {
     });
     stop.addEventListener("click", () => this.dispatch({ type: "stop" }));
     newChat.addEventListener("click", () => this.dispatch({ type: "newChat" }));
+    const help = { helpButton: byTestId("help-button"), help: byTestId("help-dialog") };
+    new Shortcuts({ input, ...help, helpClose: byTestId("help-close") }, (event) => this.dispatch(event)).bind();
     window.addEventListener("online", () => this.dispatch({ type: "online" }));
     window.addEventListener("popstate", () => {
       this.dispatch({ type: "navigate", conversationId: this.address.conversationOf(window.location.pathname) });
+    });
+    window.addEventListener("offline", () => this.dispatch({ type: "offline" }));
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") {
+        this.dispatch({ type: "visible" });
+      }
     });
     window.addEventListener("pagehide", () => this.dispatch({ type: "pagehide" }));
     window.addEventListener("pageshow", (event) => {

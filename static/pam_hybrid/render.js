@@ -12,7 +12,8 @@ const STATUS_TEXT = {
   connecting: "Connecting…",
   connected: "Connected",
   reconnecting: "Reconnecting…",
-  disconnected: "Disconnected — reload",
+  offline: "Offline — will reconnect",
+  disconnected: "Signed out",
 };
 const STICKY_SCROLL_PX = 96;
 const MAX_INPUT_HEIGHT_PX = 240;
@@ -34,6 +35,16 @@ export class ChatView {
     });
     this.question = { key: null, status: null, element: null };
     this.drawn = initial;
+    // Answer text is drawn on animation frames (markdown.js): follow it down while the reader is at the bottom.
+    this.stuck = true;
+    dom.scroller.addEventListener("scroll", () => {
+      this.stuck = this.isNearBottom();
+    }, { passive: true });
+    dom.messages.addEventListener("pam:drawn", () => {
+      if (this.stuck) {
+        this.scrollToBottom();
+      }
+    });
   }
 
   render(state) {
@@ -53,8 +64,10 @@ export class ChatView {
   renderControls(state, before) {
     const { messages, typing, stop, send, connection, title } = this.dom;
     const busy = state.phase !== "idle";
-    messages.dataset.state = busy ? "streaming" : "idle";
-    messages.setAttribute("aria-busy", String(busy));
+    if (busy !== (before.phase !== "idle") || !messages.dataset.state) {
+      messages.dataset.state = busy ? "streaming" : "idle"; // written on a change only: a write costs a style check
+      (messages.closest('[role="log"]') || messages).setAttribute("aria-busy", String(busy));
+    }
     typing.hidden = !busy || (state.answer !== null && !state.answer.closed);
     stop.hidden = !busy;
     stop.disabled = state.phase === "stopping";
