@@ -211,8 +211,8 @@ def test_fenced_code_becomes_a_code_block_of_text(
 
     content = page.locator(LAST_ASSISTANT).locator('[data-testid="message-content"]')
     assert content.locator("pre code").text_content() == code
-    assert content.locator(".code-head span").text_content() == "html"
-    assert [t.strip() for t in content.locator(".message-text").all_text_contents()] == ["Run this:", "Done."]
+    assert content.locator('[data-testid="code-language"]').text_content() == "html"
+    assert content.locator(".message-text > p").all_text_contents() == ["Run this:", "Done."]
     assert content.locator("script").count() == 0
     assert page.evaluate("typeof window.__xss") == "undefined"
 
@@ -361,7 +361,7 @@ def test_tool_chunks_unknown_cost_and_length_cut(page: Page, live_server_url: st
     assert tools.nth(1).locator("pre").text_content() == "sunny"
     assert answer.locator("b").count() == 0
     content = answer.locator('[data-testid="message-content"] .message-text').all_text_contents()
-    assert content == ["Let me look. ", "It is sunny"]
+    assert content == ["Let me look.", "It is sunny"]  # markdown: a paragraph's trailing space is not kept
     meta = answer.locator('[data-testid="message-meta"]')
     assert meta.get_attribute("data-model") == "claude-x"
     assert "cost unknown" in (meta.text_content() or "")
@@ -406,7 +406,7 @@ def test_reconnects_after_an_unexpected_close(page: Page, live_server_url: str, 
     assert "Connected" in (status.text_content() or "")
 
 
-def test_gives_up_after_five_attempts_spanning_the_resume_grace(
+def test_keeps_trying_past_the_resume_grace_with_a_growing_backoff(
     page: Page, live_server_url: str, alice: Any
 ) -> None:
     def refuse_after_first(socket: ScriptedSocket, route: WebSocketRoute) -> None:
@@ -415,12 +415,10 @@ def test_gives_up_after_five_attempts_spanning_the_resume_grace(
 
     socket = scripted(page, live_server_url, ScriptedSocket(refuse_after_first))
     socket.routes[0].close(code=1011, reason="down")
-    dropped_at = time.monotonic()
-    page.wait_for_selector('[data-testid="connection-status"][data-status="disconnected"]', timeout=20000)
-    assert time.monotonic() - dropped_at > 10  # the server keeps an orphaned answer 10 s: the page tries as long
-    assert "Disconnected — reload" in (page.locator('[data-testid="connection-status"]').text_content() or "")
-    page.wait_for_timeout(2500)
-    assert len(socket.routes) == 6
+    page.wait_for_timeout(14_000)  # past the old give-up time (11.5 s): 0.5 + 1 + 2 + 4 s, ±25 %, then 8 s
+    assert page.locator('[data-testid="connection-status"]').get_attribute("data-status") == "reconnecting"
+    assert "Reconnecting" in (page.locator('[data-testid="connection-status"]').text_content() or "")
+    assert 5 <= len(socket.routes) <= 7
 
 
 def test_page_works_under_a_strict_content_security_policy(page: Page, live_server_url: str, alice: Any) -> None:
@@ -631,7 +629,7 @@ def test_payloads_in_tool_calls_and_results_stay_text(
     assert call.locator("pre").text_content() == json.dumps(arguments, indent=2, ensure_ascii=False)
     assert result.locator("summary").text_content() == f"Result from {tool_name}"
     assert tool_name in json.loads(result.locator("pre").text_content() or "")["error"]  # "Unknown tool '<img…'"
-    assert answer.locator(".message-text").all_text_contents() == ["Let me look. ", XSS_TEXT]
+    assert answer.locator(".message-text").all_text_contents() == ["Let me look.", XSS_TEXT]
     assert_inert(page, dialogs)
 
 
