@@ -1,6 +1,6 @@
 """The Content-Security-Policy header (django-csp): strict on every page, no inline script or style, no eval.
 
-That the pages really work under it (and the admin too) is checked in a browser in tests/test_browser.py.
+That the pages really work under it (and the admin too) is checked in a browser in tests/e2e/test_browser.py.
 """
 
 from __future__ import annotations
