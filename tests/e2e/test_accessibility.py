@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from tests.support.browsing import launched_chromium, orm_beside_playwright
 from tests.support.chat_page import ScriptedSocket, page_in, scripted, send, wait_answer_done, wait_until
@@ -29,8 +29,8 @@ RUN_AXE = """async () => {
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 5).map((n) => n.target.join(" ")).join(", ")}`);
 }"""
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 ANSWER = "## Plan\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint('hi')\n```\n\nMore to come"
 LONG_CODE = "```python\nresult = " + " + ".join(f"value_{i}" for i in range(60)) + "\n```\n\nAfter the code."
 
@@ -74,7 +74,7 @@ def start_answer(page: Page, socket: ScriptedSocket, text: str) -> str:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_chat_page_states_have_no_serious_violations(
-    chromium: Browser, live_server_url: str, alice: Any, scheme: str, viewport: dict[str, int]
+    chromium: Browser, live_server_url: str, alice: Any, scheme: str, viewport: ViewportSize
 ) -> None:
     found: dict[str, list[str]] = {}
     with page_in(chromium, viewport=viewport, color_scheme=scheme) as page:
