@@ -143,7 +143,7 @@ def test_answer_streams_in_and_history_reopens(
     item.wait_for()
     page.screenshot(path=SCREENSHOT)
 
-    page.reload()
+    page.goto(f"{live_server_url}/")  # a new chat (a reload of /c/<id>/ reopens it: test_conversations_page.py)
     wait_connected(page)
     assert page.locator('[data-testid="message"]').count() == 0
     page.click(f'[data-testid="conversation-item"][data-conversation-id="{conversation.id}"]')
@@ -789,15 +789,15 @@ def test_provider_error_offers_a_retry_that_answers(
     assert (failed.locator('[data-testid="message-note"]').text_content() or "").strip()
     retry = failed.locator('[data-testid="retry-button"]')
     assert retry.is_visible()
-    retry.click()
-    page.wait_for_selector('[data-testid="message"][data-role="assistant"] >> nth=1')
-    wait_answer_done(page)
+    retry.click()  # a new version of the failed answer, not a new turn
+    page.wait_for_selector(
+        '[data-testid="message-list"][data-state="idle"] [data-testid="version-label"]:text-is("2 / 2")')
 
     model = fake_upstream.requests[-1].model
     answer = page.locator(LAST_ASSISTANT)
     assert answer.get_attribute("data-status") == "complete"
     assert answer.locator('[data-testid="message-content"]').text_content() == f"Echo from {model}: what went wrong?"
-    assert [role for role, _ in message_texts(page)] == ["user", "assistant", "user", "assistant"]
+    assert [role for role, _ in message_texts(page)] == ["user", "assistant"]
     assert page.locator('[data-testid="retry-button"]').count() == 0
     assert len(fake_upstream.requests) == 2
     assert Conversation.objects.filter(owner=alice).count() == 1
@@ -1010,10 +1010,12 @@ def test_saved_answer_that_failed_midway_offers_a_retry(page: Page, live_server_
     failed = answers.nth(1)
     assert failed.get_attribute("data-status") == "error"
     assert "provider is unavailable" in (failed.locator('[data-testid="message-note"]').text_content() or "")
+    failed_id = failed.get_attribute("data-message-id")
     failed.locator('[data-testid="retry-button"]').click()
-    wait_until(page, lambda: len(socket.messages()) == 1)
-    frame = socket.messages()[0]
-    assert (frame["content"], frame["conversation_id"], frame["route"]) == ("second", conversation_id, "complex")
+    wait_until(page, lambda: any(frame["type"] == "regenerate" for frame in socket.received))
+    frame = next(frame for frame in socket.received if frame["type"] == "regenerate")
+    assert (frame["message_id"], frame["route"]) == (failed_id, "complex")  # a new version, not a new turn
+    assert socket.messages() == []
     assert page.locator('[data-testid="retry-button"]').count() == 0
 
 
