@@ -207,7 +207,7 @@ async def test_a_real_server_process_logs_no_secrets(
     answers: list[list[dict[str, Any]]] = []
     with run_daphne(fake_upstream, tmp_path, LOG_LEVEL="DEBUG", OPENAI_LOG="debug", ANTHROPIC_LOG="debug",
                     PAM_RETRIES="0", PAM_RETRY_BACKOFF_MS="1") as url:
-        log_path = tmp_path / f"daphne-{url.rsplit(':', 1)[1]}.log"  # where run_daphne writes the process's output
+        log_path = next(tmp_path.glob(f"daphne-{url.rsplit(':', 1)[1]}-*.log"))  # run_daphne's output
         async with ws_connect(url.replace("http://", "ws://") + "/ws/chat/", origin=url,
                               additional_headers={"Cookie": cookie}) as ws:
             for content in ("hello", "a 500 then a 401", "an error mid-stream"):
