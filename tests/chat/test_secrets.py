@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect as ws_connect
 from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.domain.exceptions import PamError, ProviderError
 from pam_hybrid.models import BreakerEvent, Message, UsageRecord
-from tests.support.servers import TEST_API_KEY, run_daphne
+from tests.support.servers import TEST_API_KEY, daphne_log, run_daphne
 from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -207,7 +207,7 @@ async def test_a_real_server_process_logs_no_secrets(
     answers: list[list[dict[str, Any]]] = []
     with run_daphne(fake_upstream, tmp_path, LOG_LEVEL="DEBUG", OPENAI_LOG="debug", ANTHROPIC_LOG="debug",
                     PAM_RETRIES="0", PAM_RETRY_BACKOFF_MS="1") as url:
-        log_path = next(tmp_path.glob(f"daphne-{url.rsplit(':', 1)[1]}-*.log"))  # run_daphne's output
+        log_path = daphne_log(tmp_path, url)
         async with ws_connect(url.replace("http://", "ws://") + "/ws/chat/", origin=url,
                               additional_headers={"Cookie": cookie}) as ws:
             for content in ("hello", "a 500 then a 401", "an error mid-stream"):

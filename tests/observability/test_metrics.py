@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect as ws_connect
 from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import UsageRecord
 from tests.support.answers import settled
-from tests.support.servers import run_daphne
+from tests.support.servers import daphne_log, run_daphne
 from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -365,6 +365,6 @@ async def test_two_processes_in_multiprocess_mode_report_their_sum(
         assert total(reported, "pam_cost_usd_total") == pytest.approx(float(sum(r.cost_usd or 0 for r in records)))
         assert total(reported, "pam_active_streams") == 0
     # Each process logged one JSON line per answer it gave: two in the first, four in the second.
-    lines = {server: answer_lines(next(tmp_path.glob(f"daphne-{server.rsplit(':', 1)[1]}-*.log"))) for server in (first, second)}
+    lines = {server: answer_lines(daphne_log(tmp_path, server)) for server in (first, second)}
     assert [len(lines[first]), len(lines[second])] == [2, 4]
     assert {line["request_id"] for found in lines.values() for line in found} == {str(r.message_id) for r in records}

@@ -86,3 +86,8 @@ def run_daphne(upstream: FakeUpstream, log_dir: Path, port: int | None = None, *
         except subprocess.TimeoutExpired:
             process.kill()
         sys.stderr.write(log_path.read_text(errors="replace")[-4000:] if process.returncode not in (0, -15) else "")
+
+
+def daphne_log(log_dir: Path, url: str) -> Path:
+    """The log file run_daphne wrote for the server at `url`."""
+    return next(log_dir.glob(f"daphne-{url.rsplit(':', 1)[1]}-*.log"))
