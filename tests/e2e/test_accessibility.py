@@ -5,13 +5,11 @@ long line of code in an answer (the code block scrolls inside itself)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize
 
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 from tests.support.chat_page import ScriptedSocket, page_in, scripted, send, wait_answer_done, wait_until
 from tests.support.factories import user_create
 from tests.support.paths import ROOT
@@ -33,18 +31,6 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 ANSWER = "## Plan\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint('hi')\n```\n\nMore to come"
 LONG_CODE = "```python\nresult = " + " + ".join(f"value_{i}" for i in range(60)) + "\n```\n\nAfter the code."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -3,47 +3,19 @@ answer (and on the stronger route), edit a question, "‹ n / m ›" between ver
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import Conversation, Message
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 PASSWORD = "correct-horse-battery-staple"
 LAST_ASSISTANT = '[data-testid="message"][data-role="assistant"] >> nth=-1'
 IDLE_ANSWER = '[data-testid="message-list"][data-state="idle"] [data-role="assistant"]:not([data-status="streaming"])'
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    script_errors: list[str] = []
-    page.on("pageerror", lambda error: script_errors.append(str(error)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert script_errors == [], "uncaught errors in the page's script"
 
 
 def sign_in_and_ask(page: Page, base_url: str, text: str) -> None:

@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, Route, WebSocketRoute
+from playwright.sync_api import Page, Response, Route, WebSocketRoute
 
 from fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from pam_hybrid.conversations.titles import title_from_message
 from pam_hybrid.models import Conversation, Message
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -44,32 +43,6 @@ RECORD_LENGTHS = """() => {
     }
   }).observe(list, { subtree: true, childList: true, characterData: true, attributes: true });
 }"""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    script_errors: list[str] = []
-    page.on("pageerror", lambda error: script_errors.append(str(error)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert script_errors == [], "uncaught errors in the page's script"
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.support.browsing import launched_chromium, orm_beside_playwright
-
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 STATE_MODULE = "/static/pam_hybrid/state.js"
@@ -85,18 +83,6 @@ def timers(step: dict[str, Any]) -> list[tuple[str, str, int | None]]:
         for effect in step["effects"]
         if effect["type"] in ("startTimer", "clearTimer")
     ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

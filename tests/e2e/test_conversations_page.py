@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page
 
 from fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from pam_hybrid.models import Conversation, Message
-from tests.support.browsing import launched_chromium, orm_beside_playwright
+from tests.support.chat_page import page_in
 from tests.support.factories import conversation_create, message_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -25,30 +25,10 @@ IDLE_ANSWER = '[data-testid="message-list"][data-state="idle"] [data-role="assis
 LONG_ANSWER = " ".join(f"word{i}" for i in range(60)) + "."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
 def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    script_errors: list[str] = []
-    page.on("pageerror", lambda error: script_errors.append(str(error)))
-    try:
+    with page_in(chromium, accept_downloads=True) as page:
         yield page
-    finally:
-        context.close()
-    assert script_errors == [], "uncaught errors in the page's script"
 
 
 def sign_in(page: Page, base_url: str, username: str = "alice") -> None:

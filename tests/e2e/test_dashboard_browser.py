@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import struct
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, Page
 
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 from tests.support.factories import PASSWORD, usage_sample_create, user_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -28,18 +26,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 """
 SERIES_FILL = "(selector) => getComputedStyle(document.querySelector(selector)).fill"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
 
 
 def open_page(chromium: Browser, color_scheme: Any) -> Page:

@@ -15,7 +15,6 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from pam_hybrid.models import Message
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 from tests.support.chat_page import (
     LAST_ASSISTANT,
     RECORD_CSP_VIOLATIONS,
@@ -43,18 +42,6 @@ PIECES = [
 ANSWER = "".join(PIECES)
 CONTENT = f"{LAST_ASSISTANT} >> [data-testid=\"message-content\"]"
 UNSAFE = "script, img:not(.message-avatar), iframe, [onerror], a[href^='javascript']"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

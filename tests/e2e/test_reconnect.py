@@ -5,7 +5,6 @@ online or the page is shown again, and a message sent afterwards gets its answer
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from fake_upstream import FakeUpstream
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 from tests.support.chat_page import page_in, send, sign_in, wait_answer_done, wait_connected
 from tests.support.factories import user_create
 from tests.support.servers import free_port, run_daphne
@@ -22,18 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 DOWN_S = 20
 STATUS = '[data-testid="connection-status"]'
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
 
 
 def status_of(page: Page) -> tuple[str | None, str]:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from datetime import UTC
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser
 
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 from tests.support.chat_page import end_metadata, page_in, scripted, send, wait_answer_done, wait_until
 from tests.support.factories import PASSWORD, usage_sample_create, user_create
 from tests.support.paths import ROOT
@@ -52,18 +50,6 @@ Typical numbers for a short answer:
 - Measure *time to first token* separately: it is what people feel.
 - Keep the numbers in **milliseconds** with `_ms` in the name.
 """
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.support.browsing import launched_chromium, orm_beside_playwright
 from tests.support.chat_page import (
     RECORD_CSP_VIOLATIONS,
     page_in,
@@ -27,18 +26,6 @@ BACKGROUND = "getComputedStyle(document.body).backgroundColor"
 LIGHT_BG, DARK_BG = "rgb(247, 247, 248)", "rgb(15, 17, 21)"
 SHEET_MEDIA = "[...document.querySelectorAll('link[data-theme-sheet]')].map((l) => l.media)"
 FOCUSED = "document.activeElement?.dataset.testid ?? null"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    with orm_beside_playwright():
-        yield
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
