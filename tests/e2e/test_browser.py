@@ -11,9 +11,7 @@ unknown cost, drops, auth closes, overlapping resumed frames, messages queued or
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,14 +20,24 @@ from playwright.sync_api import Page, Response, Route, WebSocketRoute
 from fake_upstream import FakeToolCall, FakeUpstream, Scenario
 from pam_hybrid.conversations.titles import title_from_message
 from pam_hybrid.models import Conversation, Message
+from tests.support.chat_page import (
+    LAST_ASSISTANT,
+    ScriptedSocket,
+    end_metadata,
+    scripted,
+    send,
+    sign_in,
+    wait_answer_done,
+    wait_connected,
+    wait_until,
+)
+from tests.support.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-PASSWORD = "correct-horse-battery-staple"
 SCREENSHOT = "/tmp/pam_chat.png"
 TOKEN_DELAY_MS = 60
 INJECTED = '[data-testid="message-content"] img, [data-testid="message-content"] b'
-LAST_ASSISTANT = '[data-testid="message"][data-role="assistant"] >> nth=-1'
 
 # Records every length the streaming answer's text passes through, as the page sees it.
 RECORD_LENGTHS = """() => {
@@ -48,31 +56,6 @@ RECORD_LENGTHS = """() => {
 @pytest.fixture
 def alice(django_user_model: Any, live_server_url: str) -> Any:
     return django_user_model.objects.create_user(username="alice", password=PASSWORD)
-
-
-def sign_in(page: Page, base_url: str) -> None:
-    page.goto(f"{base_url}/")
-    assert page.url.startswith(f"{base_url}/accounts/login/")
-    page.fill('input[name="username"]', "alice")
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('[data-testid="login-submit"]')
-    page.wait_for_url(f"{base_url}/")
-    wait_connected(page)
-
-
-def wait_connected(page: Page) -> None:
-    page.wait_for_selector('[data-testid="connection-status"][data-status="connected"]')
-
-
-def send(page: Page, text: str) -> None:
-    page.fill('[data-testid="composer-input"]', text)
-    page.press('[data-testid="composer-input"]', "Enter")
-
-
-def wait_answer_done(page: Page) -> None:
-    page.wait_for_selector(
-        '[data-testid="message-list"][data-state="idle"] [data-role="assistant"]:not([data-status="streaming"])'
-    )
 
 
 def message_texts(page: Page) -> list[tuple[str | None, str]]:
@@ -212,74 +195,6 @@ def test_stop_ends_the_answer_early(page: Page, live_server_url: str, fake_upstr
 
 
 # --- the page's side of the socket protocol, against a scripted socket ---
-
-
-class ScriptedSocket:
-    """Stands in for the server's chat socket: records the page's frames, sends and closes when told."""
-
-    def __init__(self, on_connect: Callable[[ScriptedSocket, WebSocketRoute], None] | None = None) -> None:
-        self.routes: list[WebSocketRoute] = []
-        self.received: list[dict[str, Any]] = []
-        self.on_connect = on_connect
-
-    def handle(self, route: WebSocketRoute) -> None:
-        self.routes.append(route)
-        route.on_message(lambda message: self.received.append(json.loads(message)))
-        if self.on_connect is not None:
-            self.on_connect(self, route)
-
-    def send(self, chunk_type: str, content: str = "", **metadata: Any) -> None:
-        frame = {
-            "type": "stream",
-            "chunk_type": chunk_type,
-            "content": content,
-            "metadata": metadata,
-            "timestamp": "2025-01-01T00:00:00Z",
-        }
-        self.routes[-1].send(json.dumps(frame))
-
-    def messages(self) -> list[dict[str, Any]]:
-        return [frame for frame in self.received if frame["type"] == "message"]
-
-    def answer(self, text: str) -> None:
-        """A whole answer in a new conversation, as the server streams it: start, one token, end."""
-        conversation_id = str(uuid.uuid4())
-        self.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
-        self.send("token", text, seq=1)
-        self.send("end", **end_metadata(conversation_id), seq=2)
-
-
-def scripted(page: Page, base_url: str, socket: ScriptedSocket | None = None) -> ScriptedSocket:
-    socket = socket or ScriptedSocket()
-    page.route_web_socket("**/ws/chat/", socket.handle)
-    sign_in(page, base_url)
-    return socket
-
-
-def wait_until(page: Page, predicate: Callable[[], bool], within_s: float = 10) -> None:
-    """Wait for something the test process observes; page waits let Playwright deliver socket events."""
-    deadline = time.monotonic() + within_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        page.wait_for_timeout(20)
-
-
-def end_metadata(conversation_id: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "conversation_id": conversation_id,
-        "message_id": str(uuid.uuid4()),
-        "route": "simple",
-        "provider": "openai",
-        "model": "gpt-4o-mini",
-        "input_tokens": 5,
-        "output_tokens": 7,
-        "cost_usd": "0.00012300",
-        "classification_ms": 0.4,
-        "ttft_ms": 12.0,
-        "total_ms": 50.0,
-        "finish_reason": "stop",
-        **overrides,
-    }
 
 
 def test_message_frame_and_follow_up_carry_the_conversation(page: Page, live_server_url: str, alice: Any) -> None:

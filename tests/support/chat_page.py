@@ -108,6 +108,13 @@ class ScriptedSocket:
         fields = {"message_id": str(uuid.uuid4()), "route": "complex", "provider": "openai", "model": "gpt-4o"}
         self.send("start", conversation_id=conversation_id, **{**fields, **metadata})
 
+    def answer(self, text: str) -> None:
+        """A whole answer in a new conversation, as the server streams it: start, one token, end."""
+        conversation_id = str(uuid.uuid4())
+        self.send("start", conversation_id=conversation_id, message_id=str(uuid.uuid4()), model="gpt-4o-mini", seq=0)
+        self.send("token", text, seq=1)
+        self.send("end", **end_metadata(conversation_id), seq=2)
+
     def answer_in_pieces(self, pieces: list[str], conversation_id: str | None = None) -> str:
         """A whole answer streamed as these token frames; returns its conversation id."""
         conversation_id = conversation_id or str(uuid.uuid4())
