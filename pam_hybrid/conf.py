@@ -36,6 +36,7 @@ class PamSettings:
     checkpoint_interval_ms: int
     shutdown_grace_ms: int
     max_concurrent_answers: int
+    max_sockets_per_user: int
     rate_limit_messages: int
     rate_limit_window_ms: int
     daily_spend_cap_usd: str
@@ -79,6 +80,7 @@ def pam_settings() -> PamSettings:
         checkpoint_interval_ms=getattr(s, "PAM_CHECKPOINT_INTERVAL_MS", 5000),
         shutdown_grace_ms=getattr(s, "PAM_SHUTDOWN_GRACE_MS", 20000),
         max_concurrent_answers=getattr(s, "PAM_MAX_CONCURRENT_ANSWERS", 3),
+        max_sockets_per_user=getattr(s, "PAM_MAX_SOCKETS_PER_USER", 20),
         rate_limit_messages=getattr(s, "PAM_RATE_LIMIT_MESSAGES", 30),
         rate_limit_window_ms=getattr(s, "PAM_RATE_LIMIT_WINDOW_MS", 60000),
         daily_spend_cap_usd=str(getattr(s, "PAM_DAILY_SPEND_CAP_USD", "5")),

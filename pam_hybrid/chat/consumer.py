@@ -6,22 +6,21 @@ once, and a socket that reconnects can pick an answer up again where it left off
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from pam_hybrid.chat import protocol
-from pam_hybrid.chat.sessions import session_group
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.domain.exceptions import BadInput
 from pam_hybrid.gateway.stream import ChatRequest
-from pam_hybrid.runtime import relay, startup
+from pam_hybrid.runtime import relay, sockets
 from pam_hybrid.runtime.admission import Refusal, answer_admit
 from pam_hybrid.runtime.following import Followed, Follower, not_found_chunk
 from pam_hybrid.runtime.resume import answer_resume
+from pam_hybrid.runtime.standing import signed_out_chunk, still_signed_in
 
 CLOSE_UNAUTHENTICATED = 4401
 
@@ -29,8 +28,7 @@ CLOSE_UNAUTHENTICATED = 4401
 class ChatConsumer(AsyncWebsocketConsumer):
     following: Followed | None = None
     follower: Follower | None = None
-    session_group: str | None = None
-    warm_up: asyncio.Task[None] | None = None
+    opened: sockets.OpenSocket | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -40,17 +38,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         key = getattr(self.scope.get("session"), "session_key", None)
-        self.session_group = session_group(key) if key else None
-        if self.session_group is not None and self.channel_layer is not None:
-            await self.channel_layer.group_add(self.session_group, self.channel_name)
-        self.warm_up = await startup.socket_opened(self)
+        self.opened = await sockets.socket_open(self, user_id=user.pk, session_key=key)
+        if self.opened is None:
+            await self.close(code=sockets.CLOSE_TOO_MANY_SOCKETS)
 
     async def disconnect(self, code: int) -> None:
-        if self.warm_up is not None:
-            self.warm_up.cancel()
         self._unfollow()
-        if self.session_group is not None and self.channel_layer is not None:
-            await self.channel_layer.group_discard(self.session_group, self.channel_name)
+        if self.opened is not None:
+            await sockets.socket_close(self, self.opened)
+
+    async def user_changed(self, event: dict[str, Any]) -> None:
+        """The user's password or `is_active` changed (in any process): a socket no longer signed in is ended."""
+        if not await still_signed_in(self.scope):
+            await self.session_ended(event)
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         """The user logged out (here or in another process): stop their answer and stop serving this socket."""
@@ -70,6 +70,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=protocol.PONG)
             elif self.following is not None:
                 self.following.stop()
+        elif not await still_signed_in(self.scope):  # before each answer, and before reading any back
+            await self.send_chunk(signed_out_chunk())
+            await self.session_ended({})
         elif isinstance(frame, protocol.ResumeFrame):
             await self._resume(frame.message_id, frame.last_seq)
         elif self.following is not None and not self.following.done:
