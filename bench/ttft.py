@@ -377,6 +377,7 @@ def server_env(upstream: Upstream, workdir: Path, debug: bool) -> dict[str, str]
         "DJANGO_SETTINGS_MODULE": "pam_project.settings",
         # One benchmark user sends every message: the per-user limits would refuse most of them.
         "PAM_MAX_CONCURRENT_ANSWERS": "100000",
+        "PAM_MAX_SOCKETS_PER_USER": "0",  # every client is the same user
         "PAM_RATE_LIMIT_MESSAGES": "100000",
         "PAM_DAILY_SPEND_CAP_USD": "0",
     })
