@@ -213,6 +213,8 @@ PAM_SHUTDOWN_GRACE_MS: int = env.int("PAM_SHUTDOWN_GRACE_MS", default=20000)
 # Per user, shared by every process through Redis when configured: answers streaming at once, messages per window,
 # and spend per UTC day in USD (0: no cap).
 PAM_MAX_CONCURRENT_ANSWERS: int = env.int("PAM_MAX_CONCURRENT_ANSWERS", default=3)
+# Sockets one user may have open at once, all processes together (0: no cap); the next is closed with 4429.
+PAM_MAX_SOCKETS_PER_USER: int = env.int("PAM_MAX_SOCKETS_PER_USER", default=20)
 PAM_RATE_LIMIT_MESSAGES: int = env.int("PAM_RATE_LIMIT_MESSAGES", default=30)
 PAM_RATE_LIMIT_WINDOW_MS: int = env.int("PAM_RATE_LIMIT_WINDOW_MS", default=60000)
 PAM_DAILY_SPEND_CAP_USD: str = env.str("PAM_DAILY_SPEND_CAP_USD", default="5")
