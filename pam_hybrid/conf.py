@@ -49,6 +49,8 @@ class PamSettings:
     breaker_min_calls: int
     breaker_cooldown_ms: int
     breaker_probes: int
+    redis_connections: int
+    redis_pool_timeout_ms: int
     metrics_token: str = field(repr=False)
     """PAM_METRICS_TOKEN: a bearer token that may read /metrics (empty: staff sessions only)."""
 
@@ -93,5 +95,7 @@ def pam_settings() -> PamSettings:
         breaker_min_calls=getattr(s, "PAM_BREAKER_MIN_CALLS", 10),
         breaker_cooldown_ms=getattr(s, "PAM_BREAKER_COOLDOWN_MS", 30000),
         breaker_probes=getattr(s, "PAM_BREAKER_PROBES", 1),
+        redis_connections=getattr(s, "PAM_REDIS_CONNECTIONS", 50),
+        redis_pool_timeout_ms=getattr(s, "PAM_REDIS_POOL_TIMEOUT_MS", 2000),
         metrics_token=getattr(s, "PAM_METRICS_TOKEN", ""),
     )

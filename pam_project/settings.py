@@ -119,16 +119,35 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
+# Redis connections per server process: the app's pool (breakers, claims, limits, socket seats), the channel layer's
+# pool, and how long a command waits for a free connection of its pool before Redis counts as unavailable.
+PAM_REDIS_CONNECTIONS: int = env.int("PAM_REDIS_CONNECTIONS", default=50)
+PAM_REDIS_LAYER_CONNECTIONS: int = env.int("PAM_REDIS_LAYER_CONNECTIONS", default=50)
+PAM_REDIS_POOL_TIMEOUT_MS: int = env.int("PAM_REDIS_POOL_TIMEOUT_MS", default=2000)
 if REDIS_URL:
     # redis-py 8 defaults socket_timeout to 5 s, which cuts channels-redis's blocking read of a consumer's
     # channel: every socket was closed with 1011 about 5 s after it connected (django/channels_redis#422).
+    # Each process has its own pools (README: "Redis connections"): the channel layer's and the app's, each of a fixed
+    # size, where a command waits up to PAM_REDIS_POOL_TIMEOUT_MS for a free connection instead of failing at once.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+            "BACKEND": "pam_hybrid.redis_client.ChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "max_connections": PAM_REDIS_LAYER_CONNECTIONS,
+                "pool_timeout_s": PAM_REDIS_POOL_TIMEOUT_MS / 1000,
+            },
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Nothing of the app uses the cache today; its pool is bounded and blocking all the same.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"pool_class": "redis.BlockingConnectionPool", "max_connections": 10,
+                        "timeout": PAM_REDIS_POOL_TIMEOUT_MS / 1000},
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

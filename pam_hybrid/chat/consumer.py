@@ -38,9 +38,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         key = getattr(self.scope.get("session"), "session_key", None)
-        self.opened = await sockets.socket_open(self, user_id=user.pk, session_key=key)
-        if self.opened is None:
-            await self.close(code=sockets.CLOSE_TOO_MANY_SOCKETS)
+        opened = await sockets.socket_open(self, user_id=user.pk, session_key=key)
+        if isinstance(opened, sockets.Refused):
+            await self.close(code=opened.code)
+        else:
+            self.opened = opened
 
     async def disconnect(self, code: int) -> None:
         self._unfollow()
