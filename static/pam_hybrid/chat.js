@@ -24,6 +24,7 @@ class ChatPage {
       newChat: byTestId("new-chat"),
       title: byTestId("conversation-title"),
       connection: byTestId("connection-status"),
+      crowded: byTestId("crowded-notice"),
       scroller: byTestId("conversation"),
       emptyState: byTestId("empty-state"),
       messages: byTestId("message-list"),

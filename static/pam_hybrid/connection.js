@@ -9,6 +9,11 @@ const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 10000;
 const JITTER = 0.25;
 const AUTH_CLOSE_CODES = new Set([4401, 4403]);
+// The account already has as many sockets open as the server allows (PAM_MAX_SOCKETS_PER_USER, all tabs and devices
+// together): trying again quickly would only be refused again. The page says why and tries every half minute, or at
+// once when it is shown again or has something to send (a tab closed elsewhere frees a place).
+const CROWDED_CLOSE_CODE = 4429;
+const CROWDED_RETRY_MS = 30000;
 const PING_INTERVAL_MS = 25000;
 // A connection counts as recovered only once it has stayed up this long, so a server that accepts and
 // drops at once still runs out of attempts.
@@ -17,7 +22,7 @@ const SOCKET_TIMERS = ["reconnect", "stable", "ping"];
 
 /**
  * status: what the page shows ("connecting" | "connected" | "reconnecting" | "offline" | "disconnected"); open: a
- * socket is open now; pending: a socket is opening; wasOpen: the latest socket opened before it closed; connection:
+ * socket is open now ("crowded": refused, too many sockets of this account are open); pending: a socket is opening; wasOpen: the latest socket opened before it closed; connection:
  * sockets opened so far; attempt: reconnections tried since the last stable one; offline: the browser says it has no
  * network; gaveUp: kept false (the page never gives up); authFailed: closed as signed out; stopped: the page is going
  * away.
@@ -50,7 +55,9 @@ function waitingStatus(socket) {
 
 export function connect(t) {
   update(t, { pending: true, wasOpen: false });
-  update(t, { status: waitingStatus(t.state.socket) });
+  if (t.state.socket.status !== "crowded") {
+    update(t, { status: waitingStatus(t.state.socket) });
+  }
   t.emit({ type: "connect" });
 }
 
@@ -81,6 +88,11 @@ export function reconnectLater(t, code, random = 0.5) {
   const { attempt } = t.state.socket;
   if (AUTH_CLOSE_CODES.has(code)) {
     update(t, { authFailed: true, status: "disconnected" });
+    return;
+  }
+  if (code === CROWDED_CLOSE_CODE) {
+    update(t, { attempt: attempt + 1, status: "crowded" });
+    t.arm("reconnect", Math.round(CROWDED_RETRY_MS * (1 + JITTER * (2 * random - 1))));
     return;
   }
   update(t, { attempt: attempt + 1 });

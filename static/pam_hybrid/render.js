@@ -14,6 +14,7 @@ const STATUS_TEXT = {
   reconnecting: "Reconnecting…",
   offline: "Offline — will reconnect",
   disconnected: "Signed out",
+  crowded: "Too many tabs open",
 };
 const STICKY_SCROLL_PX = 96;
 const MAX_INPUT_HEIGHT_PX = 240;
@@ -80,6 +81,7 @@ export class ChatView {
     }
     const { status } = state.socket;
     if (status !== before.socket.status) {
+      this.dom.crowded.hidden = status !== "crowded";
       connection.dataset.status = status;
       connection.querySelector(".connection-text").textContent = STATUS_TEXT[status];
       connection.title = STATUS_TEXT[status];
