@@ -17,6 +17,9 @@ FaultKind = Literal[
     "malformed",
     "hang_before_first_token",
     "hang_mid_stream",
+    "status_529",
+    "retry_after_429",
+    "hang_before_headers",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "status_500",  # Scenario(status=500)
@@ -28,12 +31,17 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     "malformed",  # Scenario(malformed_after_tokens=N)
     "hang_before_first_token",  # Scenario(hang_before_first_token=True, ping_while_hanging=True, hang_limit_ms=…)
     "hang_mid_stream",  # Scenario(hang_after_tokens=N, ping_while_hanging=True, hang_limit_ms=…)
+    "status_529",  # Scenario(status=529): Anthropic's overloaded_error (OpenAI gets the same status, server_error)
+    "retry_after_429",  # Scenario(status=429, retry_after=FAULT_RETRY_AFTER_S)
+    "hang_before_headers",  # Scenario(hang_before_headers=True, hang_limit_ms=…)
 )
 """Every kind of random fault (see :class:`FakeUpstream`), with the scenario each one gets. N is drawn
 uniformly from 1 to the answer's number of output units (0 when it has none); the hang limit is the
 server's ``hang_limit_ms``, or :data:`FAULT_HANG_LIMIT_MS` when that is None."""
 FAULT_HANG_LIMIT_MS = 1000.0
 """How long a random hang fault lasts when the server has no ``hang_limit_ms``: a soak never hangs forever."""
+FAULT_RETRY_AFTER_S = 1.0
+"""The ``Retry-After`` of a random ``retry_after_429`` fault: long enough that a client that honours it is seen to."""
 
 
 @dataclass
@@ -240,4 +248,10 @@ def fault_scenario(kind: FaultKind, position: float, n_units: int, hang_limit_ms
             return Scenario(hang_before_first_token=True, ping_while_hanging=True, hang_limit_ms=hang_limit_ms)
         case "hang_mid_stream":
             return Scenario(hang_after_tokens=point, ping_while_hanging=True, hang_limit_ms=hang_limit_ms)
+        case "status_529":
+            return Scenario(status=529)
+        case "retry_after_429":
+            return Scenario(status=429, retry_after=FAULT_RETRY_AFTER_S)
+        case "hang_before_headers":
+            return Scenario(hang_before_headers=True, hang_limit_ms=hang_limit_ms)
     raise ValueError(f"unknown fault kind {kind!r}")

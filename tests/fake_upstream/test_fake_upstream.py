@@ -23,6 +23,7 @@ import pytest
 
 from fake_upstream import (
     FAULT_KINDS,
+    FAULT_RETRY_AFTER_S,
     FakeToolCall,
     FakeUpstream,
     FaultKind,
@@ -1010,6 +1011,10 @@ FAULT_EFFECTS: dict[FaultKind, tuple[type[Exception] | None, type[Exception] | N
     # Anthropic pings while hanging, then the hang limit closes the chunked body unfinished.
     "hang_before_first_token": (openai.APIConnectionError, httpx2.RemoteProtocolError, "hang_expired"),
     "hang_mid_stream": (openai.APIConnectionError, httpx2.RemoteProtocolError, "hang_expired"),
+    "status_529": (openai.InternalServerError, anthropic.APIStatusError, "error_status"),
+    "retry_after_429": (openai.RateLimitError, anthropic.RateLimitError, "error_status"),
+    # Nothing at all, then the hang limit closes the connection: "Server disconnected without sending a response."
+    "hang_before_headers": (openai.APIConnectionError, anthropic.APIConnectionError, "hang_expired"),
 }
 
 
@@ -1051,6 +1056,9 @@ async def test_random_faults_at_rate_one_fault_every_request() -> None:
         if record.fault.startswith("status_"):
             assert record.status == int(record.fault.removeprefix("status_"))
             assert record.scenario is not None and record.scenario.retry_after == (0 if record.status == 429 else None)
+        if record.fault == "retry_after_429":
+            assert record.status == 429
+            assert record.scenario is not None and record.scenario.retry_after == FAULT_RETRY_AFTER_S
         if record.fault.startswith("hang_"):
             # Bounded by the hang limit, the client never hung up.
             assert record.ended_at is not None and 0.1 <= record.ended_at - record.received_at < 0.1 + 1.0
