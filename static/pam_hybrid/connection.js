@@ -95,6 +95,7 @@ export function reconnectLater(t, code, random = 0.5) {
     t.arm("reconnect", Math.round(CROWDED_RETRY_MS * (1 + JITTER * (2 * random - 1))));
     return;
   }
+  // Any other close is retried with the backoff: 4012 (server restart), 4013 (Redis busy: try again later), 1006, 1011.
   update(t, { attempt: attempt + 1 });
   update(t, { status: waitingStatus(t.state.socket) });
   t.arm("reconnect", retryDelay(attempt, random));
