@@ -50,7 +50,7 @@ class RedisBreakerStore:
     def keys(self, provider: str) -> list[str]:
         """The provider's keys; the {hash tag} keeps them in one Redis Cluster slot, as scripts require."""
         base = f"{self._prefix}{{{provider}}}"
-        return [base, f"{base}:calls", f"{base}:failures", f"{base}:probes"]
+        return [base, f"{base}:calls", f"{base}:failures", f"{base}:probes", f"{base}:outcomes"]
 
     def _ttl_ms(self, config: BreakerConfig) -> int:
         longest_s = 2 * (config.window_s + config.cooldown_s + config.probe_lease_s)
@@ -64,9 +64,10 @@ class RedisBreakerStore:
         return [_text(value) for value in reply]
 
     async def acquire(self, provider: str, config: BreakerConfig) -> Permit | None:
-        reply = await self._run(self._acquire, provider, config.probes, config.probe_lease_s, self._ttl_ms(config))
+        reply = await self._run(self._acquire, provider, config.probes, config.probe_lease_s, self._ttl_ms(config),
+                                config.window_s, config.consecutive_failures)
         if reply[0] == "closed":
-            return Permit(provider, int(reply[1]))
+            return Permit(provider, int(reply[1]), token=reply[2])
         if reply[0] == "rejected":
             return None
         _, epoch, token, moved, now = reply
@@ -78,7 +79,7 @@ class RedisBreakerStore:
     async def _report(self, permit: Permit, config: BreakerConfig, failed: bool) -> list[Any]:
         return await self._run(
             self._record, permit.provider, permit.epoch, int(failed), config.window_s, config.consecutive_failures,
-            config.min_calls, config.failure_rate, config.cooldown_s, self._ttl_ms(config),
+            config.min_calls, config.failure_rate, config.cooldown_s, self._ttl_ms(config), permit.token,
         )
 
     async def success(self, permit: Permit, config: BreakerConfig) -> Transition | None:
@@ -97,8 +98,8 @@ class RedisBreakerStore:
         return rules.transition(permit.provider, "closed", "open", text, float(reply[1]))
 
     async def release(self, permit: Permit) -> None:
-        if permit.probe:
-            await self._run(self._release, permit.provider, permit.epoch, permit.token)
+        if permit.token:  # a permit issued while the store was unreachable has nothing to free
+            await self._run(self._release, permit.provider, permit.epoch, permit.token, int(permit.probe))
 
     async def status(self, provider: str, config: BreakerConfig) -> BreakerStatus:
         state, consecutive, calls, failures, probes, opened_at, retry_at, forced_by = await self._run(

@@ -1,6 +1,9 @@
 """The Redis store's Lua scripts: each breaker operation is one script, atomic and timed by Redis's own clock.
 
-KEYS: state hash, calls zset, failures zset, probe-lease zset. Times are Redis's (TIME), in seconds. A forced-open
+KEYS: state hash, calls zset, failures zset, probe-lease zset, outcomes hash. Times are Redis's (TIME), in seconds.
+A call on record (closed state) is a member named by its number, zero-padded so that calls started in the same
+microsecond still sort in start order: in `calls` and `failures` scored by when it started, in `outcomes` with
+'r' (running), 's' or 'f'. The rules are those of `rules` (in Python for the in-process store). A forced-open
 breaker has `forced_by` and no `retry_at` in its hash, and the hash does not expire: it stays open until reset.
 """
 
@@ -15,7 +18,7 @@ local function num(x) return string.format('%.6f', x) end
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 local function enter(to, now, cooldown, ttl_ms)
-  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
   redis.call('HSET', KEYS[1], 'state', to, 'epoch', epoch + 1, 'consecutive', 0)
   redis.call('HDEL', KEYS[1], 'forced_by')
   if to == 'open' then
@@ -25,11 +28,40 @@ local function enter(to, now, cooldown, ttl_ms)
   end
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
 end
+local function prune(now, window, lease, keep)
+  for _ = 1, 100 do
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    if #first == 0 then return end
+    local started = tonumber(first[2])
+    local running = redis.call('HGET', KEYS[5], first[1]) == 'r'
+    if redis.call('ZCARD', KEYS[2]) < keep or started > now - window or (running and started > now - lease) then
+      return
+    end
+    redis.call('ZREM', KEYS[2], first[1])
+    redis.call('ZREM', KEYS[3], first[1])
+    redis.call('HDEL', KEYS[5], first[1])
+  end
+end
+local function failures_beside(members, from, to, step, cap)
+  local n = 0
+  for i = from, to, step do
+    if n >= cap or redis.call('HGET', KEYS[5], members[i]) ~= 'f' then return n end
+    n = n + 1
+  end
+  return n
+end
 """
 
 ACQUIRE = _PRELUDE + """
-if state == 'closed' then return {'closed', epoch} end
 local now = clock()
+if state == 'closed' then
+  prune(now, tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[5]))
+  local member = string.format('%012d', redis.call('HINCRBY', KEYS[1], 'seq', 1))
+  redis.call('ZADD', KEYS[2], num(now), member)
+  redis.call('HSET', KEYS[5], member, 'r')
+  for _, key in ipairs({KEYS[1], KEYS[2], KEYS[5]}) do redis.call('PEXPIRE', key, ARGV[3]) end
+  return {'closed', epoch, member}
+end
 local moved = 0
 if state == 'open' then
   local retry_at = redis.call('HGET', KEYS[1], 'retry_at')
@@ -53,21 +85,31 @@ if state == 'half_open' then
   enter(failed and 'open' or 'closed', now, cooldown, ttl_ms)
   return {'moved', num(now)}
 end
-local consecutive = 0
-if failed then consecutive = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
-else redis.call('HSET', KEYS[1], 'consecutive', 0) end
-local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('ZADD', KEYS[2], num(now), id)
-if failed then redis.call('ZADD', KEYS[3], num(now), id) end
-for i = 2, 3 do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', num(now - window))
-  redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000))
+local member = ARGV[9]
+local outcome = redis.call('HGET', KEYS[5], member)
+if not failed then
+  if outcome == 'r' then
+    redis.call('HSET', KEYS[5], member, 's')
+    redis.call('HSET', KEYS[1], 'consecutive', 0)
+  end
+  return {'recorded'}
 end
-redis.call('PEXPIRE', KEYS[1], ttl_ms)
-if not failed then return {'recorded'} end
-local calls, failures = redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3])
+-- a success at the first token is overruled by a failure later in the stream
+if not outcome or outcome == 'f' then return {'recorded'} end
+redis.call('HSET', KEYS[5], member, 'f')
+redis.call('ZADD', KEYS[3], redis.call('ZSCORE', KEYS[2], member), member)
+for _, key in ipairs({KEYS[1], KEYS[3], KEYS[5]}) do redis.call('PEXPIRE', key, ttl_ms) end
+local cap = tonumber(ARGV[4])
+local rank = redis.call('ZRANK', KEYS[2], member)
+local before = redis.call('ZRANGE', KEYS[2], math.max(0, rank - cap), rank)
+local after = redis.call('ZRANGE', KEYS[2], rank, rank + cap)
+local consecutive = 1 + failures_beside(before, #before - 1, 1, -1, cap - 1)
+consecutive = consecutive + failures_beside(after, 2, #after, 1, cap - consecutive)
+redis.call('HSET', KEYS[1], 'consecutive', consecutive)
+local since = '(' .. num(now - window)
+local calls, failures = redis.call('ZCOUNT', KEYS[2], since, '+inf'), redis.call('ZCOUNT', KEYS[3], since, '+inf')
 local rate_applies = calls >= tonumber(ARGV[5])
-if consecutive >= tonumber(ARGV[4]) or (rate_applies and failures >= tonumber(ARGV[6]) * calls) then
+if consecutive >= cap or (rate_applies and failures >= tonumber(ARGV[6]) * calls) then
   enter('open', now, cooldown, ttl_ms)
   return {'moved', num(now), consecutive, calls, failures}
 end
@@ -75,7 +117,13 @@ return {'recorded'}
 """
 
 RELEASE = _PRELUDE + """
-if tonumber(ARGV[1]) == epoch then redis.call('ZREM', KEYS[4], ARGV[2]) end
+if tonumber(ARGV[1]) ~= epoch then return {'stale'} end
+if ARGV[3] == '1' then
+  redis.call('ZREM', KEYS[4], ARGV[2])
+elseif redis.call('HGET', KEYS[5], ARGV[2]) == 'r' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[5], ARGV[2])
+end
 return {'released'}
 """
 

@@ -23,7 +23,8 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Permit:
-    """Leave to call a provider once; `transition` is the change that issuing it caused (open → half-open)."""
+    """Leave to call a provider once (one message's call, its retries included); `token` names the call on record
+    (its place in start order) or a probe's lease; `transition` is the change issuing it caused (open → half-open)."""
 
     provider: str
     epoch: int

@@ -3,6 +3,7 @@ Retry-After) while nothing has been streamed, then on the fallback provider.
 
 A failure after content was streamed is never papered over: it is raised, so the user sees the partial answer and
 an error. Only provider ill health counts against a breaker: a user's cancel or our own rejected request does not.
+The breaker hears one outcome per message and provider, however many tries it took (retries are the gateway's).
 """
 
 from __future__ import annotations
@@ -33,6 +34,31 @@ def backoff_s(attempt: int, base_ms: int, retry_after_s: float | None) -> float:
     return random.uniform(0, base_ms / 1000 * 2**attempt)
 
 
+class _BreakerCall:
+    """One message's call to one provider as its breaker hears it: a success at the first token, a failure when
+    every try failed (or the stream failed after its first token), else nothing (a user's stop, our own 400/401)."""
+
+    def __init__(self, breaker: CircuitBreaker, permit: Permit) -> None:
+        self.breaker = breaker
+        self.permit = permit
+        self.succeeded = False
+        self.failure: ProviderError | None = None
+
+    async def answered(self) -> None:
+        self.succeeded = True
+        await self.breaker.success(self.permit)
+
+    def failed(self, error: ProviderError) -> None:
+        self.failure = error
+
+    async def settle(self) -> None:
+        """Report what is left to report, once, when the gateway is done with this provider."""
+        if self.failure is not None and self.failure.retryable:
+            await self.breaker.failure(self.permit, reason=str(self.failure))
+        elif not self.succeeded:
+            await self.breaker.release(self.permit)
+
+
 class ResilientRound:
     """Streams one round's chunks from the first target that answers; `model_round` is the call that answered
     (or failed after streaming content), for the answer's usage record."""
@@ -47,77 +73,73 @@ class ResilientRound:
         self.answered_by = targets[0]
 
     async def stream(self, answer: Answer, answer_started: float) -> AsyncGenerator[StreamChunk, None]:
-        deadline = answer_started + self.settings.retry_deadline_ms / 1000
         failure: ProviderError | None = None
         for index, target in enumerate(self.targets):
             if index > 0:
                 assert failure is not None
                 self._fall_back(answer, target, failure)
-            for attempt in range(self.settings.retries + 1):
-                permit = await self.breaker.acquire(target.provider.name)
-                if permit is None:
-                    failure = CircuitOpen(f"{target.provider.name}: circuit open")
-                    self._note_attempt(answer, target, failure, 0.0)
-                    break
-                started = time.perf_counter()
-                self.answered_by = target
-                try:
-                    async for chunk in self._attempt(target, permit, answer, answer_started, fallback=index > 0):
-                        yield chunk
-                    return
-                except ProviderError as exc:
-                    if self.model_round is not None:
-                        raise  # content was streamed: the user sees it, and the error
-                    failure = exc
-                    self._note_attempt(answer, target, exc, (time.perf_counter() - started) * 1000)
-                wait_s = backoff_s(attempt, self.settings.retry_backoff_ms, failure.retry_after_s)
-                last_try = attempt == self.settings.retries or not failure.retryable
-                if last_try or time.perf_counter() + wait_s > deadline:
-                    break
-                await asyncio.sleep(wait_s)
+            # One permit per provider for the whole message: its retries are ours, and the breaker hears one outcome.
+            permit = await self.breaker.acquire(target.provider.name)
+            if permit is None:
+                failure = CircuitOpen(f"{target.provider.name}: circuit open")
+                self._note_attempt(answer, target, failure, 0.0)
+                continue
+            self.answered_by = target
+            call = _BreakerCall(self.breaker, permit)
+            try:
+                async for chunk in self._tries(target, call, answer, answer_started, fallback=index > 0):
+                    yield chunk
+                return
+            except ProviderError as exc:
+                if self.model_round is not None:
+                    raise  # content was streamed: the user sees it, and the error
+                failure = exc
+            finally:
+                await asyncio.shield(call.settle())
         assert failure is not None
         raise failure
 
-    async def _attempt(self, target: Target, permit: Permit, answer: Answer, answer_started: float, *,
-                       fallback: bool) -> AsyncGenerator[StreamChunk, None]:
-        """One call; from its first content chunk on, it is the round's call (no retry, no fallback)."""
-        model_round = self.make_round(target)
-        outcome, reason = "release", ""
-        answered = False
-        try:
-            async for chunk in model_round.stream(self.settings, answer, answer_started):
-                first_content = self.model_round is None and chunk.chunk_type in _CONTENT
-                if first_content:
-                    self.model_round = model_round
-                    if fallback:
-                        chunk.metadata.update(provider=answer.provider, model=answer.model, fallback=answer.fallback)
-                yield chunk
-                if first_content:
-                    # The provider is answering: that is its health. Reported now (after the token went out), so a
-                    # half-open probe closes the breaker at its first token, not after a whole answer.
-                    answered = True
-                    await self.breaker.success(permit)
-            if model_round.finish is None:
-                raise StreamInterrupted(f"{target.provider.name}: stream ended without a stop reason")
-            self.model_round = model_round
-            outcome = "success"
-        except ProviderError as exc:
-            if exc.retryable:
-                outcome, reason = "failure", str(exc)
-            raise
-        finally:
-            # A user's cancel, or our own rejected request, says nothing about the provider: released. A failure
-            # after the first token still counts (a probe's, by then, is stale and ignored).
-            if outcome == "failure" or not answered:
-                await asyncio.shield(self._report(permit, outcome, reason))
+    async def _tries(self, target: Target, call: _BreakerCall, answer: Answer, answer_started: float, *,
+                     fallback: bool) -> AsyncGenerator[StreamChunk, None]:
+        """The attempts on one provider: retried with backoff while nothing was streamed; raises the last failure."""
+        deadline = answer_started + self.settings.retry_deadline_ms / 1000
+        for attempt in range(self.settings.retries + 1):
+            started = time.perf_counter()
+            try:
+                async for chunk in self._attempt(target, call, answer, answer_started, fallback=fallback):
+                    yield chunk
+                return
+            except ProviderError as exc:
+                if self.model_round is not None:
+                    call.failed(exc)  # after the first token: the success it reported is overruled
+                    raise
+                self._note_attempt(answer, target, exc, (time.perf_counter() - started) * 1000)
+                wait_s = backoff_s(attempt, self.settings.retry_backoff_ms, exc.retry_after_s)
+                last_try = attempt == self.settings.retries or not exc.retryable
+                if last_try or time.perf_counter() + wait_s > deadline:
+                    call.failed(exc)
+                    raise
+            await asyncio.sleep(wait_s)
 
-    async def _report(self, permit: Permit, outcome: str, reason: str) -> None:
-        if outcome == "success":
-            await self.breaker.success(permit)
-        elif outcome == "failure":
-            await self.breaker.failure(permit, reason=reason)
-        else:
-            await self.breaker.release(permit)
+    async def _attempt(self, target: Target, call: _BreakerCall, answer: Answer, answer_started: float, *,
+                       fallback: bool) -> AsyncGenerator[StreamChunk, None]:
+        """One try; from its first content chunk on, it is the round's call (no retry, no fallback)."""
+        model_round = self.make_round(target)
+        async for chunk in model_round.stream(self.settings, answer, answer_started):
+            first_content = self.model_round is None and chunk.chunk_type in _CONTENT
+            if first_content:
+                self.model_round = model_round
+                if fallback:
+                    chunk.metadata.update(provider=answer.provider, model=answer.model, fallback=answer.fallback)
+            yield chunk
+            if first_content:
+                # The provider is answering: that is its health. Reported now (after the token went out), so a
+                # half-open probe closes the breaker at its first token, not after a whole answer. The breaker
+                # places it by when the call started, so reporting it later than a fast failure changes nothing.
+                await call.answered()
+        if model_round.finish is None:
+            raise StreamInterrupted(f"{target.provider.name}: stream ended without a stop reason")
+        self.model_round = model_round
 
     @staticmethod
     def _note_attempt(answer: Answer, target: Target, error: ProviderError, elapsed_ms: float) -> None:

@@ -484,17 +484,21 @@ async def test_two_processes_share_one_breaker_and_admit_k_probes_between_them()
 async def test_redis_keys_live_under_the_prefix_with_ttls_and_the_window_is_trimmed() -> None:
     async with redis_prefix() as (client, prefix):
         store = RedisBreakerStore(client, prefix=prefix)
-        # The window's keys expire with it: long enough that a loaded machine still finds them before they do.
-        breaker = CircuitBreaker(store, BreakerConfig(consecutive_failures=100, window_s=1.5, cooldown_s=0.2))
-        await fail(breaker, 3)
+        # Finished calls leave the record with the window, except the latest `consecutive_failures` (here 2).
+        breaker = CircuitBreaker(store, BreakerConfig(consecutive_failures=2, min_calls=100, window_s=1.5))
+        await fail(breaker)
+        await succeed(breaker, 2)
         await asyncio.sleep(1.6)
         await fail(breaker)
 
         keys = sorted([key.decode() async for key in client.scan_iter(match=f"{prefix}*")])
-        state, calls, failures, _ = store.keys("openai")
-        assert keys == sorted([state, calls, failures])
+        state, calls, failures, _, outcomes = store.keys("openai")
+        assert keys == sorted([state, calls, failures, outcomes])
         assert all([await client.pttl(key) > 0 for key in keys])
-        assert await client.zcard(calls) == 1 and await client.zcard(failures) == 1
+        assert await client.zcard(calls) == 2 and await client.zcard(failures) == 1
+        assert await client.hlen(outcomes) == 2
+        status = await breaker.status("openai")
+        assert (status.state, status.window_calls, status.window_failures) == ("closed", 1, 1)
 
 
 async def test_redis_store_times_with_the_redis_clock(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -520,6 +524,89 @@ async def test_an_unreachable_redis_fails_open(caplog: pytest.LogCaptureFixture)
         await breaker.release(permit)  # not a probe: nothing to free, so no round trip
     assert sum("unreachable" in r.getMessage() for r in caplog.records) == 2
     await store.client.aclose()
+
+
+# --- one outcome per call, read in the order the calls started --------------------------------------------------
+
+
+async def start(breaker: CircuitBreaker, count: int) -> list[Permit]:
+    permits = [await breaker.acquire("openai") for _ in range(count)]
+    assert all(permit is not None and not permit.probe for permit in permits)
+    return [permit for permit in permits if permit is not None]
+
+
+async def test_fast_failures_do_not_overtake_a_slow_success_started_before_them(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)  # 3 consecutive failures open it
+    first, slow, third, fourth = await start(breaker, 4)
+    for permit in (first, third, fourth):  # three failures arrive before the slow call's success
+        assert await breaker.failure(permit, reason="HTTP 500") is None
+    assert (await breaker.status("openai")).state == "closed"  # the slow call, still running, breaks the run
+
+    assert await breaker.success(slow) is None
+    assert (await breaker.status("openai")).state == "closed"
+    transition = await fail(breaker)  # third, fourth and this one: a run after the success
+    assert transition is not None and transition.reason.startswith("3 consecutive failures")
+
+
+async def test_a_concurrent_success_interrupts_a_streak(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    one, two, three, four = await start(breaker, 4)
+    await breaker.failure(one, reason="HTTP 500")
+    await breaker.failure(two, reason="HTTP 500")
+    await breaker.success(three)  # started before the streak's last failure: interrupts it
+    assert await breaker.failure(four, reason="HTTP 500") is None
+    status = await breaker.status("openai")
+    assert (status.state, status.consecutive_failures) == ("closed", 1)
+    assert await fail(breaker) is None
+    assert await fail(breaker) is not None  # four and the two after it: three in a row
+
+
+async def test_a_running_call_that_fails_too_joins_the_runs_beside_it(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    one, hung, three = await start(breaker, 3)
+    assert await breaker.failure(one, reason="HTTP 500") is None
+    assert await breaker.failure(three, reason="HTTP 500") is None
+    transition = await breaker.failure(hung, reason="timed out before the first token")
+    assert transition is not None
+    assert transition.reason == "3 consecutive failures (last: timed out before the first token)"
+
+
+async def test_a_provider_that_is_down_opens_at_the_configured_failure_however_they_arrive(
+    store: BreakerStore,
+) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    permits = await start(breaker, 6)
+    hung = permits.pop(0)  # the oldest call hangs: it is not between the failures, so it breaks nothing
+    outcomes = [await breaker.failure(permit, reason="HTTP 503") for permit in reversed(permits[:3])]
+    assert outcomes[:2] == [None, None] and outcomes[2] is not None
+    assert await breaker.failure(hung, reason="late") is None  # stale: the breaker has opened since
+
+
+async def test_a_failure_after_the_first_token_overrules_its_success(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, FAST)
+    permit = (await start(breaker, 1))[0]
+    await breaker.success(permit)  # the first token
+    await breaker.failure(permit, reason="reset mid-stream")
+    await breaker.failure(permit, reason="reported twice")  # one call, one outcome
+    status = await breaker.status("openai")
+    assert (status.window_calls, status.window_failures, status.consecutive_failures) == (1, 1, 1)
+
+
+async def test_the_rate_rule_counts_running_calls_and_needs_min_calls(store: BreakerStore) -> None:
+    breaker = CircuitBreaker(store, BreakerConfig(consecutive_failures=100, min_calls=10, failure_rate=0.5))
+    permits = await start(breaker, 12)
+    for permit in permits[:4]:  # 4 failed of 12 started, 8 still running: 33%
+        assert await breaker.failure(permit, reason="HTTP 500") is None
+    assert (await breaker.status("openai")).window_calls == 12
+    for permit in permits[4:6]:
+        await breaker.release(permit)  # a user's stop: not a call any more
+    transition = await breaker.failure(permits[6], reason="HTTP 500")  # 5 of 10
+    assert transition is not None
+    assert transition.reason == "failure rate 50% over the last 60 s (5 of 10 calls)"
+
+    few = CircuitBreaker(store, BreakerConfig(consecutive_failures=100, min_calls=10, failure_rate=0.5))
+    assert await fail(few, 9, provider="anthropic") is None  # 100%, but only 9 calls
+    assert await fail(few, 1, provider="anthropic") is not None
 
 
 def test_config_rejects_nonsense() -> None:

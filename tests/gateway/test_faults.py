@@ -55,8 +55,8 @@ async def test_http_500_is_retried_and_the_same_provider_answers(user: Any, fake
     _, usage = await saved_answer(end["metadata"]["message_id"])
     assert [a["error"] for a in usage.attempts] == ["ProviderUnavailable"]
     assert usage.outcome == "complete" and usage.fallback_from == ""
-    assert await window_failures("openai") == 1
-    assert (await provider_breaker().status("openai")).state == "closed"
+    status = await provider_breaker().status("openai")  # one call that succeeded after a retry: a success
+    assert (status.state, status.window_calls, status.window_failures) == ("closed", 1, 0)
 
 
 async def test_429_honours_retry_after_before_retrying(user: Any, fake_upstream: FakeUpstream) -> None:
@@ -105,7 +105,7 @@ async def test_refused_connection_falls_back_to_the_other_provider(
     _, usage = await saved_answer(end["metadata"]["message_id"])
     assert [a["provider"] for a in usage.attempts] == ["openai"] * 3
     assert {a["error"] for a in usage.attempts} == {"ProviderUnavailable"}
-    assert await window_failures("openai") == 3
+    assert await window_failures("openai") == 1  # three tries, one message: one failure
 
 
 async def test_connection_dropped_before_any_response_is_retried(user: Any, fake_upstream: FakeUpstream) -> None:
@@ -125,7 +125,7 @@ async def test_hang_before_the_first_token_times_out_and_is_retried(user: Any, f
     assert fake_upstream.requests[0].outcome == "client_disconnected"  # the hung request was hung up on
     _, usage = await saved_answer(end["metadata"]["message_id"])
     assert [a["error"] for a in usage.attempts] == ["ProviderTimedOut"]
-    assert await window_failures("anthropic") == 1
+    assert await window_failures("anthropic") == 0  # answered on the retry: the message's call succeeded
 
 
 async def test_malformed_stream_before_any_text_is_retried(user: Any, fake_upstream: FakeUpstream) -> None:
@@ -200,6 +200,25 @@ async def test_a_users_stop_does_not_count_against_the_provider(user: Any, fake_
 
 
 # --- the breaker ------------------------------------------------------------------------------------------------
+
+
+async def test_a_message_whose_retries_all_fail_counts_once_and_the_configured_failures_open(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    settings.PAM_BREAKER_FAILURES = 2
+    for _ in range(2):
+        fake_upstream.enqueue(*[Scenario(provider="openai", status=500)] * 3,
+                              Scenario(provider="anthropic", text=ANSWER))
+    assert (await ask(user))[-1]["metadata"]["provider"] == "anthropic"
+    status = await provider_breaker().status("openai")
+    assert (status.state, status.consecutive_failures, status.window_failures) == ("closed", 1, 1)
+
+    assert (await ask(user))[-1]["metadata"]["provider"] == "anthropic"
+    assert (await provider_breaker().status("openai")).state == "open"
+    assert [r.provider for r in fake_upstream.requests].count("openai") == 6
+    event = await BreakerEvent.objects.aget(provider="openai", to_state="open")
+    assert event.reason.startswith("2 consecutive failures")
+
 
 
 async def test_breaker_opens_then_skips_the_provider_then_probes_and_closes(
