@@ -3,6 +3,8 @@
 Hand-written: pybreaker, aiobreaker, purgatory, circuitbreaker and nopanic-redis each lack some of asyncio with
 atomic shared Redis state, a sliding-window failure rate, expiring half-open probe leases and transition reasons.
 
+A call (one message's use of a provider, its retries included) is numbered when it starts and its one outcome
+is read in that order, so fast failures cannot overtake slow successes (the rules: `rules`; the model: README.md).
 Every transition bumps the breaker's epoch and a permit carries the epoch it was issued in, so a late report from
 an older permit changes nothing. A half-open probe slot is a lease that expires, so a hung probe cannot wedge it.
 Staff may force a breaker open (a maintenance switch): it then stays open, with no probes, until it is reset.
