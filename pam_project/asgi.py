@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django (static files included), WebSockets to the chat consumer."""
+"""ASGI entry point: HTTP goes to Django (static files through WhiteNoise's middleware), WebSockets to the chat
+consumer."""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ django_http = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from pam_hybrid.chat.origin import SameOriginValidator  # noqa: E402
 from pam_hybrid.chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": ASGIStaticFilesHandler(django_http),
+        "http": django_http,
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

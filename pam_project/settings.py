@@ -7,6 +7,7 @@ configuration table documents them all.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
@@ -54,19 +55,41 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "pam_hybrid",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Static files are answered here, inside the two above so they carry nosniff and the CSP too, before anything
+    # else runs for them; a path outside the static files (e.g. a traversal) is a plain 404.
+    "pam_project.staticfiles.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): a username that fails AXES_FAILURE_LIMIT times from one IP address is locked out
+# for AXES_COOLOFF_MINUTES, on /accounts/login/ and /admin/login/ alike (both go through authenticate()); a success
+# before that clears its count. Failures are stored in the database, so every server process sees them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED: bool = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# The address is REMOTE_ADDR (django-ipware is not installed): behind a proxy that is the proxy's, so the lock
+# still falls on the username tried, from anywhere behind that proxy.
 
 # Content-Security-Policy (django-csp 4): the pages run only their own script and style files, never inline code or
 # eval, so whatever model output or user text might smuggle into the page cannot run. connect-src 'self' covers the
@@ -170,7 +193,21 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files are served by WhiteNoise (see MIDDLEWARE). With DEBUG they come straight from the source
+# directories, re-read on each request; without it only from STATIC_ROOT, filled by `manage.py collectstatic`
+# (with gzip copies). Names are not content-hashed: the vendored scripts' ES-module imports and source-map
+# comments would have to be rewritten for that; WhiteNoise lets browsers cache them 60 s, then revalidate.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -163,7 +163,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form: UserCreationForm[Any] = UserCreationForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         user = form.save()
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # axes' backend is first too
         return redirect("chat")
     return render(request, "registration/signup.html", {"form": form})
 

@@ -92,14 +92,8 @@ def test_admin_pages_send_the_same_policy(client: Client, superuser: Any, url: s
     assert_strict_policy(response.headers.get("Content-Security-Policy"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pam_project/asgi.py serves /static/ with ASGIStaticFilesHandler, ahead of every middleware, so static "
-    "files get no CSP (nor nosniff) header. Harmless for JS and CSS (a policy only governs documents and workers); "
-    "remove this mark once static files pass through the middleware.",
-)
 async def test_static_script_is_served_with_the_strict_policy() -> None:
-    """Through the real ASGI application: the test client does not serve static files."""
+    """Through the real ASGI application: WhiteNoise answers inside the security and CSP middleware."""
     scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/static/pam_hybrid/chat.js",
              "raw_path": b"/static/pam_hybrid/chat.js", "query_string": b"", "headers": [(b"host", b"127.0.0.1")],
              "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 50000), "scheme": "http"}
@@ -113,3 +107,4 @@ async def test_static_script_is_served_with_the_strict_policy() -> None:
     headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
     assert headers["content-type"].startswith("text/javascript")
     assert_strict_policy(headers.get("content-security-policy"))
+    assert headers["x-content-type-options"] == "nosniff"
