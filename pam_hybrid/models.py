@@ -160,6 +160,7 @@ class BreakerEvent(models.Model):
 
     class Meta:
         ordering = ["-at"]
+        permissions = [("operate_breaker", "Can reset a provider's circuit breaker or force it open")]
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.from_state} → {self.to_state} ({self.reason})"

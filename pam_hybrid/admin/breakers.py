@@ -1,11 +1,16 @@
 """Admin for provider circuit breakers: their recorded state changes (read-only), and the status page where staff
-see each breaker live and reset or force one open."""
+see each breaker live and reset or force one open.
+
+The page is for staff (`admin.site.admin_view`) who may also view breaker events (`view_breakerevent`); acting on a
+breaker takes the `operate_breaker` permission (superusers have both). Anyone else gets 403 and nothing changes.
+"""
 
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -25,6 +30,8 @@ from pam_hybrid.conf import pam_settings
 from pam_hybrid.models import BreakerEvent
 
 RECENT_EVENTS = 20
+VIEW_PERMISSION = "pam_hybrid.view_breakerevent"
+OPERATE_PERMISSION = "pam_hybrid.operate_breaker"
 
 
 @admin.register(BreakerEvent)
@@ -70,10 +77,14 @@ async def _act(action: BreakerAction, provider: str, actor: str, note: str) -> A
 
 
 def breaker_status_view(request: HttpRequest) -> HttpResponse:
-    """GET: every known provider's breaker and the recent transitions. POST: reset or force open one (staff only,
-    through `admin.site.admin_view`), then back here with a message saying what happened."""
+    """GET: every known provider's breaker and the recent transitions. POST: reset or force open one (with the
+    `operate_breaker` permission), then back here with a message saying what happened."""
+    if not request.user.has_perm(VIEW_PERMISSION):
+        raise PermissionDenied
     providers = breaker_provider_names(settings=pam_settings())
     if request.method == "POST":
+        if not request.user.has_perm(OPERATE_PERMISSION):
+            raise PermissionDenied
         return _post(request, providers)
     context = {
         **admin.site.each_context(request),
@@ -81,6 +92,7 @@ def breaker_status_view(request: HttpRequest) -> HttpResponse:
         "readings": async_to_sync(_readings)(providers),
         "events": breaker_event_list_recent(limit=RECENT_EVENTS),
         "shared": breaker_state_shared(),
+        "can_operate": request.user.has_perm(OPERATE_PERMISSION),
     }
     return TemplateResponse(request, "admin/pam_hybrid/breakers.html", context)
 

@@ -1,7 +1,8 @@
 """The breaker status page: staff see every provider's breaker live (the very breaker the gateway uses) with the
 recent transitions, and reset or force one open; the gateway then skips a forced-open provider until it is reset.
 Driven through Django's async test client on the test's own event loop (where the chat consumer runs too), and
-end to end through a real daphne server. Non-staff are refused."""
+end to end through a real daphne server. Non-staff are refused; staff need the permissions to view breaker events
+(the page) and to operate breakers (the actions), else 403 and nothing changes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import Permission
 from django.test import AsyncClient, Client
 from websockets.asyncio.client import connect as ws_connect
 
@@ -123,10 +125,17 @@ def shown(at: datetime | None) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def operator_create(django_user_model: Any, username: str, *codenames: str) -> Any:
+    """A staff member who is not a superuser, with these pam_hybrid permissions only."""
+    user = django_user_model.objects.create_user(username=username, password=PASSWORD, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="pam_hybrid", codename__in=codenames))
+    return user
+
+
 @pytest.fixture
 def staff(django_user_model: Any) -> Any:
-    """A staff member who is not a superuser: the page asks for staff, nothing more."""
-    return django_user_model.objects.create_user(username="boss", password=PASSWORD, is_staff=True)
+    """A staff member who is not a superuser, allowed to see breakers and to act on them."""
+    return operator_create(django_user_model, "boss", "view_breakerevent", "operate_breaker")
 
 
 @pytest.fixture
@@ -183,6 +192,40 @@ def test_the_page_and_its_actions_are_refused_to_non_staff(client: Client, user:
     for response in (page, post):
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/?next=/admin/pam/breakers/")
+    assert not BreakerEvent.objects.exists()
+
+
+@async_db
+@pytest.mark.parametrize("action", ["open", "reset"])
+async def test_staff_without_the_operate_permission_may_look_but_not_act(
+    django_user_model: Any, fake_upstream: FakeUpstream, action: str
+) -> None:
+    breaker = provider_breaker()
+    if action == "reset":
+        await breaker.force_open("openai", actor="boss")
+    before = await status_of("openai")
+    client = AsyncClient()
+    await client.aforce_login(await database_sync_to_async(operator_create)(
+        django_user_model, "viewer", "view_breakerevent"
+    ))
+    page = await client.get(PAGE)
+    assert page.status_code == 200
+    assert 'data-testid="breaker-view-only"' in page.content.decode()
+    assert 'data-action="open"' not in page.content.decode()
+
+    response = await client.post(PAGE, {"provider": "openai", "action": action})
+
+    assert response.status_code == 403
+    after = await status_of("openai")
+    assert (after.state, after.forced_by) == (before.state, before.forced_by)
+    assert await database_sync_to_async(BreakerEvent.objects.filter(actor="viewer").count)() == 0
+
+
+@db
+def test_staff_without_any_breaker_permission_are_refused_the_page(client: Client, django_user_model: Any) -> None:
+    client.force_login(operator_create(django_user_model, "clerk"))
+    for response in (client.get(PAGE), client.post(PAGE, {"provider": "openai", "action": "open"})):
+        assert response.status_code == 403
     assert not BreakerEvent.objects.exists()
 
 
@@ -328,8 +371,8 @@ async def test_repeating_an_action_changes_nothing_and_records_nothing(
     assert page.messages == [("success", "The anthropic breaker was already closed: its failure counts were cleared.")]
     await act(staff_client, "anthropic", "open")
     other = AsyncClient()
-    await other.aforce_login(await database_sync_to_async(django_user_model.objects.create_user)(
-        username="deputy", password=PASSWORD, is_staff=True
+    await other.aforce_login(await database_sync_to_async(operator_create)(
+        django_user_model, "deputy", "view_breakerevent", "operate_breaker"
     ))
 
     page = await act(other, "anthropic", "open")
