@@ -95,7 +95,7 @@ def pam_settings() -> PamSettings:
         breaker_min_calls=getattr(s, "PAM_BREAKER_MIN_CALLS", 10),
         breaker_cooldown_ms=getattr(s, "PAM_BREAKER_COOLDOWN_MS", 30000),
         breaker_probes=getattr(s, "PAM_BREAKER_PROBES", 1),
-        redis_connections=getattr(s, "PAM_REDIS_CONNECTIONS", 50),
-        redis_pool_timeout_ms=getattr(s, "PAM_REDIS_POOL_TIMEOUT_MS", 2000),
+        redis_connections=getattr(s, "PAM_REDIS_CONNECTIONS", 200),
+        redis_pool_timeout_ms=getattr(s, "PAM_REDIS_POOL_TIMEOUT_MS", 5000),
         metrics_token=getattr(s, "PAM_METRICS_TOKEN", ""),
     )

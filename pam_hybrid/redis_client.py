@@ -63,7 +63,7 @@ class ChannelLayer(RedisChannelLayer):
     process's receive loop (a blocking BZPOPMIN of up to five seconds), the rest serve group_add/discard and sends.
     """
 
-    def __init__(self, *, max_connections: int = 50, pool_timeout_s: float = 2.0, **config: Any) -> None:
+    def __init__(self, *, max_connections: int = 100, pool_timeout_s: float = 5.0, **config: Any) -> None:
         super().__init__(**config)
         self.max_connections = max_connections
         self.pool_timeout_s = pool_timeout_s

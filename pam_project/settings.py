@@ -144,9 +144,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REDIS_URL: str = env.str("REDIS_URL", default="")
 # Redis connections per server process: the app's pool (breakers, claims, limits, socket seats), the channel layer's
 # pool, and how long a command waits for a free connection of its pool before Redis counts as unavailable.
-PAM_REDIS_CONNECTIONS: int = env.int("PAM_REDIS_CONNECTIONS", default=50)
-PAM_REDIS_LAYER_CONNECTIONS: int = env.int("PAM_REDIS_LAYER_CONNECTIONS", default=50)
-PAM_REDIS_POOL_TIMEOUT_MS: int = env.int("PAM_REDIS_POOL_TIMEOUT_MS", default=2000)
+PAM_REDIS_CONNECTIONS: int = env.int("PAM_REDIS_CONNECTIONS", default=200)
+PAM_REDIS_LAYER_CONNECTIONS: int = env.int("PAM_REDIS_LAYER_CONNECTIONS", default=100)
+PAM_REDIS_POOL_TIMEOUT_MS: int = env.int("PAM_REDIS_POOL_TIMEOUT_MS", default=5000)
 if REDIS_URL:
     # redis-py 8 defaults socket_timeout to 5 s, which cuts channels-redis's blocking read of a consumer's
     # channel: every socket was closed with 1011 about 5 s after it connected (django/channels_redis#422).
