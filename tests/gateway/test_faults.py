@@ -206,6 +206,7 @@ async def test_a_message_whose_retries_all_fail_counts_once_and_the_configured_f
     user: Any, fake_upstream: FakeUpstream, settings: Any
 ) -> None:
     settings.PAM_BREAKER_FAILURES = 2
+    settings.PAM_FIRST_TOKEN_TIMEOUT_MS = 5000  # on a busy machine, not a timeout instead of the scripted 500s
     for _ in range(2):
         fake_upstream.enqueue(*[Scenario(provider="openai", status=500)] * 3,
                               Scenario(provider="anthropic", text=ANSWER))
