@@ -68,7 +68,22 @@ class CircuitOpen(ProviderUnavailable):
     user_message = "The model provider is temporarily unavailable after repeated failures. Please try again shortly."
     reason_phrase = "paused after repeated failures"
 
+    @classmethod
+    def forced(cls, detail: str) -> CircuitOpen:
+        """Staff forced the breaker open (maintenance): no failures to speak of, and no probe until it is reset."""
+        error = cls(detail, user_message="The model provider has been taken out of service by the administrators "
+                                         "for now. Please try again later.")
+        error.reason_phrase = "taken out of service"
+        return error
+
 
 class StreamInterrupted(ProviderError):
     user_message = "The answer was interrupted before it finished."
     reason_phrase = "interrupted"
+
+    @classmethod
+    def before_any_text(cls, detail: str) -> StreamInterrupted:
+        """The stream ended, cleanly or not, before a single token: there is nothing to be "interrupted"."""
+        error = cls(detail, user_message="The model ended its answer without writing anything. Please try again.")
+        error.reason_phrase = "ended without answering"
+        return error

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable
 
-from pam_hybrid.breakers import CircuitBreaker, Permit
+from pam_hybrid.breakers import BreakerUnavailable, CircuitBreaker, Permit
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.domain.answer import Answer
 from pam_hybrid.domain.chunks import StreamChunk
@@ -81,7 +81,7 @@ class ResilientRound:
             # One permit per provider for the whole message: its retries are ours, and the breaker hears one outcome.
             permit = await self.breaker.acquire(target.provider.name)
             if permit is None:
-                failure = CircuitOpen(f"{target.provider.name}: circuit open")
+                failure = await _circuit_open(self.breaker, target.provider.name)
                 self._note_attempt(answer, target, failure, 0.0)
                 continue
             self.answered_by = target
@@ -138,7 +138,10 @@ class ResilientRound:
                 # places it by when the call started, so reporting it later than a fast failure changes nothing.
                 await call.answered()
         if model_round.finish is None:
-            raise StreamInterrupted(f"{target.provider.name}: stream ended without a stop reason")
+            detail = f"{target.provider.name}: stream ended without a stop reason"
+            raise StreamInterrupted(detail) if self.model_round is model_round else StreamInterrupted.before_any_text(
+                detail
+            )
         self.model_round = model_round
 
     @staticmethod
@@ -155,3 +158,12 @@ class ResilientRound:
         answer.fallback_reason = f"{answer.provider} {failure.reason_phrase}"
         answer.provider, answer.model = target.provider.name, target.model
 
+
+async def _circuit_open(breaker: CircuitBreaker, provider: str) -> CircuitOpen:
+    """The refusal of an open breaker, telling the user whether staff took the provider out or it tripped."""
+    try:
+        forced_by = (await breaker.status(provider)).forced_by
+    except BreakerUnavailable:
+        forced_by = ""
+    detail = f"{provider}: circuit open"
+    return CircuitOpen.forced(f"{detail} (forced by {forced_by})") if forced_by else CircuitOpen(detail)

@@ -355,7 +355,7 @@ async def test_every_provider_forced_open_gives_the_user_the_error_at_once(
     frames, elapsed_s = await ask(user)
 
     error = frames[-1]
-    assert error["chunk_type"] == "error" and "temporarily unavailable" in error["content"]
+    assert error["chunk_type"] == "error" and "taken out of service" in error["content"]
     assert elapsed_s < 1
     assert fake_upstream.requests == []
     answer, usage = await saved_answer(error["metadata"]["message_id"])
