@@ -7,7 +7,7 @@ PORT ?= 8000
 # Development defaults; set DEBUG=false (and SECRET_KEY) in the environment for production.
 export DEBUG ?= true
 
-.PHONY: run test lint typecheck pytest migrate superuser bench clean
+.PHONY: run dev test lint typecheck pytest migrate superuser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ migrate: $(VENV)/.installed
 superuser: migrate
 	$(BIN)/python manage.py createsuperuser
 
+# The same server as production (daphne, no reloader): SIGTERM drains it (pam_hybrid.runtime.shutdown), and
+# static files come through WhiteNoise (with DEBUG, straight from the source directories). `exec` leaves the
+# shell out, so daphne is the recipe's only process under make.
 run: migrate
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	exec $(BIN)/python -m daphne -b $(HOST) -p $(PORT) pam_project.asgi:application
+
+# Development with auto-reload (runserver, daphne in a thread): restarts on code changes, but does not drain on
+# SIGTERM (the reloader owns the signals); static files still come through WhiteNoise (--nostatic).
+dev: migrate
+	$(BIN)/python manage.py runserver --nostatic $(HOST):$(PORT)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
