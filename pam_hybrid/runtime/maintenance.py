@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.conversations import services
 from pam_hybrid.process import process_state
-from pam_hybrid.runtime import live, shutdown
+from pam_hybrid.runtime import live, owners, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ async def tick() -> int:
     """One round: checkpoint this process's live answers, then sweep dead ones. Returns how many were swept."""
     interval_s = pam_settings().checkpoint_interval_ms / 1000
     running = list(live.live_answers())
+    await owners.renew([a.message_id for a in running])
     swept = await database_sync_to_async(services.checkpoint_and_sweep)(
         answers=[a.stream.answer for a in running if a.stream.answer is not None and a.stream.row_saved],
         live_ids={a.message_id for a in running},

@@ -41,17 +41,39 @@ def _key(message_id: uuid.UUID | str) -> str:
     return redis_key(f"answer:{message_id}")
 
 
+LEASE_MIN_S = 30
+"""Shortest lease of an owner's entry: other processes' renewals can be late too (a busy event loop)."""
+
+
+def lease_s() -> int:
+    """How long an owner's entry outlives its process's last renewal (as long as the sweep waits for its rows), so
+    that a process that was killed stops being followed, and its re-sent messages can run elsewhere."""
+    return max(LEASE_MIN_S, 3 * pam_settings().checkpoint_interval_ms // 1000)
+
+
 async def announce(message_id: uuid.UUID, channel: str) -> None:
-    """Record that the process listening on `channel` runs the answer (for as long as it could possibly run)."""
+    """Record that the process listening on `channel` runs the answer (renewed by `renew` while it runs)."""
     client = redis_client()
     if client is None:
         return
-    s = pam_settings()
-    ttl_s = (s.total_timeout_ms + s.resume_grace_ms) // 1000 + 60
     try:
-        await client.set(_key(message_id), channel, ex=ttl_s)
+        await client.set(_key(message_id), channel, ex=lease_s())
     except RedisError:
         logger.warning("owners: could not announce answer %s; other processes cannot follow it", message_id)
+
+
+async def renew(message_ids: list[uuid.UUID]) -> None:
+    """Extend the leases of this process's answers in flight (from its upkeep, every checkpoint interval)."""
+    client = redis_client()
+    if client is None or not message_ids:
+        return
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.expire(_key(message_id), lease_s())
+            await pipe.execute()
+    except RedisError:
+        logger.warning("owners: could not renew %d answers' leases", len(message_ids))
 
 
 async def retract(message_id: uuid.UUID) -> None:
