@@ -18,7 +18,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.process import process_state
@@ -84,7 +86,8 @@ class RemoteAnswer:
 
     async def follow(self, follower: Follower, after_seq: int = -1) -> None:
         self.follower, self.last_seq = follower, after_seq
-        await self._send("answer.follow", after_seq=after_seq)
+        if not await self._send("answer.follow", after_seq=after_seq):
+            await self.gone({"message_id": str(self.message_id)})  # its owner is not reading: what was saved
 
     async def receive(self, event: dict[str, Any]) -> None:
         """A batch of frames forwarded by the owner."""
@@ -115,13 +118,20 @@ class RemoteAnswer:
             asyncio.get_running_loop().create_task(self._send("answer.unfollow"))
         self.follower = None
 
-    async def _send(self, kind: str, **extra: Any) -> None:
+    async def _send(self, kind: str, **extra: Any) -> bool:
+        """Send to the owner; False when that cannot be done: its channel is full (a process killed with answers
+        still announced stops reading it) or Redis is unreachable."""
         layer = get_channel_layer()
         assert layer is not None
-        await layer.send(self.owner, {
-            "type": kind, "message_id": str(self.message_id), "user_id": self.user_id, "reply_to": self.reply_to,
-            **extra,
-        })
+        try:
+            await layer.send(self.owner, {
+                "type": kind, "message_id": str(self.message_id), "user_id": self.user_id,
+                "reply_to": self.reply_to, **extra,
+            })
+        except (ChannelFull, RedisError) as exc:
+            logger.warning("relay: the owner of answer %s cannot be reached (%s)", self.message_id, type(exc).__name__)
+            return False
+        return True
 
 
 class _RemoteFollower:
