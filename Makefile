@@ -7,7 +7,7 @@ PORT ?= 8000
 # Development defaults; set DEBUG=false (and SECRET_KEY) in the environment for production.
 export DEBUG ?= true
 
-.PHONY: run dev test lint typecheck pytest migrate superuser bench clean
+.PHONY: run dev test lint typecheck pytest migrate superuser bench bench-sustained bench-litellm bench-compare bench-targets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,29 @@ test: lint typecheck pytest
 
 bench: migrate
 	$(BIN)/python bench/ttft.py
+
+# Streams one daphne process keeps at the upstream's pace, ramped until frames stall (bench/README.md).
+bench-sustained: $(VENV)/.installed
+	$(BIN)/python bench/sustained.py
+
+# LiteLLM for bench/compare.py, in a virtualenv of its own (its pins are not ours); ignored by git from inside.
+LITELLM_VENV := bench/.venv-litellm
+$(LITELLM_VENV)/.installed: requirements-bench.txt
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	echo '*' > $(LITELLM_VENV)/.gitignore
+	$(LITELLM_VENV)/bin/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench-litellm: $(LITELLM_VENV)/.installed
+
+# This project against the LiteLLM proxy on the same fake upstream, in one run.
+bench-compare: $(VENV)/.installed $(LITELLM_VENV)/.installed
+	$(BIN)/python bench/compare.py
+
+# Every issue-16 target with its measured figure, met or not (about 5-8 minutes; PostgreSQL + Redis rows need
+# BENCH_DATABASE_URL and BENCH_REDIS_URL, see bench/README.md).
+bench-targets: $(VENV)/.installed
+	$(BIN)/python bench/targets.py
 
 clean:
 	rm -rf $(VENV) .test-db.sqlite3* .mypy_cache .ruff_cache

@@ -86,7 +86,6 @@ from bench.ttft import (  # noqa: E402
     _finite,
     create_session,
     local_backing_servers,
-    log_tail,
     measured,
     migrate,
     open_socket,
@@ -563,17 +562,11 @@ def measure(args: argparse.Namespace, deadline: Deadline) -> Run:
         migrate(env, min(deadline.remaining(), 120))
         session_key = create_session(env, min(deadline.remaining(), 60))
         log_paths = server_log_paths(args.server_log, workdir, 1)
-        try:
-            with running_daphnes(env, log_paths, min(deadline.remaining(), 60)) as servers:
-                target = Target(servers=tuple(servers), session_key=session_key,
-                                message_timeout_s=args.message_timeout, upstream_pid=upstream.process.pid,
-                                backing_servers=local_backing_servers())
-                run = asyncio.run(run_all(args, target, upstream, deadline.remaining()))
-        except KeyboardInterrupt:
-            raise
-        except BaseException:
-            sys.stderr.write(f"--- daphne log (tail): {log_paths[0]} ---\n{log_tail(log_paths[0])}\n")
-            raise
+        with running_daphnes(env, log_paths, min(deadline.remaining(), 60)) as servers:
+            target = Target(servers=tuple(servers), session_key=session_key,
+                            message_timeout_s=args.message_timeout, upstream_pid=upstream.process.pid,
+                            backing_servers=local_backing_servers())
+            run = asyncio.run(run_all(args, target, upstream, deadline.remaining()))
         run.log_findings = scan_logs(log_paths)
         if args.db_probe:
             print(f"timing the two saves outside the server ({args.db_probe} answers) ...", flush=True)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fake_upstream.prompt_cache import CacheUsage
 from fake_upstream.scenarios import Provider, Scenario
 from fake_upstream.text import argument_pieces, default_reply, input_token_count, tokenize
 
@@ -54,12 +55,18 @@ class Answer:
     refusal: bool = False
     """``tokens`` are a refusal."""
     has_thinking: bool = False
+    redacted_thinking: bool = False
+    """Anthropic: a ``redacted_thinking`` block comes first."""
     thinking: list[str] = field(default_factory=list)
     tool_calls: list[PlannedCall] = field(default_factory=list)
     schedule: list[Unit] = field(default_factory=list)
     """The output units in the order they are sent."""
     cut: bool = False
     """The answer was cut short (by the request's token limit, or a scripted length finish inside a call)."""
+    cache_write_1h_tokens: int = 0
+    """The part of ``cache_creation_tokens`` written with a one-hour TTL."""
+    reasoning_field: str | None = None
+    """OpenAI: the delta field that streams the thinking tokens (None: they are not streamed)."""
 
     def default_output_tokens(self) -> int:
         return self.output_tokens if self.output_tokens is not None else len(self.schedule)
@@ -91,9 +98,15 @@ def request_token_limit(provider: Provider, body: Mapping[str, Any]) -> int | No
 
 
 def plan_answer(
-    provider: Provider, body: dict[str, Any], scenario: Scenario, request_id: str, default_tokens: int | None
+    provider: Provider,
+    body: dict[str, Any],
+    scenario: Scenario,
+    request_id: str,
+    default_tokens: int | None,
+    cache: CacheUsage | None = None,
 ) -> Answer:
-    """The answer to one request as scripted by ``scenario`` (``default_tokens``: the server's knob)."""
+    """The answer to one request as scripted by ``scenario`` (``default_tokens``: the server's knob; ``cache``:
+    what the prompt cache read and wrote for it, used unless the scenario scripts the input counts)."""
     scripted_calls = scenario.tool_calls or []
     tokens = _reply_tokens(body, scenario, default_tokens)
     has_text = not scripted_calls or scenario.text is not None or scenario.tokens is not None
@@ -120,21 +133,30 @@ def plan_answer(
     for call, n_sent in zip(calls, sent_pieces, strict=True):
         call.complete = n_sent == len(call.pieces)
         call.pieces = call.pieces[:n_sent]
+    if cache is not None and not scenario.scripts_input_usage():
+        input_counts = (cache.input_tokens, cache.cache_read_input_tokens, cache.cache_creation_input_tokens,
+                        cache.cache_write_1h_tokens)
+    else:
+        input_counts = (scenario.input_tokens if scenario.input_tokens is not None else input_token_count(body),
+                        scenario.cached_tokens, scenario.cache_creation_tokens, scenario.cache_write_1h_tokens)
     return Answer(
         request_id=request_id,
         model=str(body.get("model", "")),
         body=body,
         tokens=tokens[: sent["text"]],
         finish=finish,
-        input_tokens=scenario.input_tokens if scenario.input_tokens is not None else input_token_count(body),
+        input_tokens=input_counts[0],
         output_tokens=scenario.output_tokens,
-        cached_tokens=scenario.cached_tokens,
-        cache_creation_tokens=scenario.cache_creation_tokens,
+        cached_tokens=input_counts[1],
+        cache_creation_tokens=input_counts[2],
+        cache_write_1h_tokens=input_counts[3],
+        reasoning_field=scenario.reasoning_field if provider == "openai" else None,
         error_type=scenario.error_type,
         error_message=scenario.error_message,
         has_text=has_text,
         refusal=scenario.refusal is not None,
         has_thinking=scenario.thinking is not None,
+        redacted_thinking=scenario.redacted_thinking and provider == "anthropic",
         thinking=thinking[: sent["thinking"]],
         tool_calls=calls,
         schedule=schedule,

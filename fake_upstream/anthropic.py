@@ -15,7 +15,7 @@ from fake_upstream.wire import CUT_MARK, cut_json, dumps, reason_phrase
 # Finish reasons in OpenAI's vocabulary, translated so a scenario can say either.
 _TO_ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
-_Block = tuple[Literal["thinking", "text", "tool"], int]
+_Block = tuple[Literal["redacted", "thinking", "text", "tool"], int]
 
 
 class AnthropicDialect:
@@ -39,8 +39,11 @@ class AnthropicDialect:
         self.message_id = "msg_" + answer.request_id.removeprefix("req_")
         digest = hashlib.sha256(f"{answer.request_id}:{''.join(answer.thinking)}".encode()).digest()
         self.signature = base64.b64encode(b"\x12\x08fake" + digest * 3).decode()
+        self.redacted_data = base64.b64encode(b"\x0a\x10redacted" + digest * 4).decode()
         # Content blocks, in order: thinking, text, one per tool call.
         self.blocks: list[_Block] = []
+        if answer.redacted_thinking:
+            self.blocks.append(("redacted", 0))
         if answer.has_thinking:
             self.blocks.append(("thinking", 0))
         if answer.has_text:
@@ -78,8 +81,8 @@ class AnthropicDialect:
             "cache_creation_input_tokens": self.answer.cache_creation_tokens,
             "cache_read_input_tokens": self.answer.cached_tokens,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": self.answer.cache_creation_tokens,
-                "ephemeral_1h_input_tokens": 0,
+                "ephemeral_5m_input_tokens": self.answer.cache_creation_tokens - self.answer.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": self.answer.cache_write_1h_tokens,
             },
             "output_tokens": output_tokens,
             "service_tier": "standard",
@@ -104,8 +107,10 @@ class AnthropicDialect:
         """A block's ``content_block_start`` and the events that follow it before its first unit."""
         kind, call_index = self.blocks[index]
         after: list[bytes] = []
-        if kind == "thinking":
-            block: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
+        if kind == "redacted":
+            block: dict[str, Any] = {"type": "redacted_thinking", "data": self.redacted_data}
+        elif kind == "thinking":
+            block = {"type": "thinking", "thinking": "", "signature": ""}
         elif kind == "text":
             block = {"type": "text", "text": ""}
         else:
@@ -195,6 +200,7 @@ class AnthropicDialect:
         return self._event("error", body)
 
     _CUT_DELTAS: dict[str, tuple[str, str]] = {
+        "redacted": ("text_delta", "text"),
         "thinking": ("thinking_delta", "thinking"),
         "text": ("text_delta", "text"),
         "tool": ("input_json_delta", "partial_json"),
@@ -208,10 +214,15 @@ class AnthropicDialect:
         return f"event: content_block_delta\ndata: {cut_json(data)}\n\n".encode()
 
     def finale(self, output_tokens: int) -> list[bytes]:
+        # Cumulative totals, as message_start's: the input and cache counts again, the output now final.
         usage = {
             "input_tokens": self.answer.input_tokens,
             "cache_creation_input_tokens": self.answer.cache_creation_tokens,
             "cache_read_input_tokens": self.answer.cached_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.answer.cache_creation_tokens - self.answer.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": self.answer.cache_write_1h_tokens,
+            },
             "output_tokens": output_tokens,
         }
         delta = {"stop_reason": self.finish_reason(self.answer.finish), "stop_sequence": None}
@@ -228,7 +239,9 @@ class AnthropicDialect:
         content: list[dict[str, Any]] = []
         last_opened = self._opened_after_steps() if self.answer.cut else len(self.blocks) - 1
         for kind, index in self.blocks[: last_opened + 1]:
-            if kind == "thinking":
+            if kind == "redacted":
+                content.append({"type": "redacted_thinking", "data": self.redacted_data})
+            elif kind == "thinking":
                 content.append({"type": "thinking", "thinking": "".join(answer.thinking), "signature": self.signature})
             elif kind == "text":
                 content.append({"type": "text", "text": "".join(answer.tokens)})

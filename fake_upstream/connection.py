@@ -164,11 +164,11 @@ class HttpConnection:
         ]
         await self.write(self._head(status, all_headers) + payload)
 
-    async def start_event_stream(self, headers: Mapping[str, str]) -> None:
+    async def start_event_stream(self, headers: Mapping[str, str], keep_alive: bool = True) -> None:
         all_headers = [
             ("Content-Type", "text/event-stream; charset=utf-8"),
             ("Transfer-Encoding", "chunked"),
-            ("Connection", "keep-alive"),
+            ("Connection", "keep-alive" if keep_alive else "close"),
             ("Cache-Control", "no-cache"),
             *headers.items(),
         ]

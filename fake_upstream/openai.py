@@ -116,7 +116,10 @@ class OpenAIDialect:
         answer = self.answer
         for kind, index, piece in answer.schedule:
             if kind == "thinking":
-                yield []  # Chat Completions does not stream reasoning: the unit only takes its time
+                if answer.reasoning_field is None:
+                    yield []  # Chat Completions does not stream reasoning: the unit only takes its time
+                else:
+                    yield [self._chunk([self._choice({answer.reasoning_field: answer.thinking[index]})])]
             elif kind == "text":
                 yield [self._chunk([self._choice({"refusal" if answer.refusal else "content": answer.tokens[index]})])]
             else:

@@ -121,16 +121,35 @@ class Scenario:
     """Reasoning before the reply, tokenized like ``text``. Anthropic: a ``thinking`` block first
     (``thinking_delta`` per token, then a ``signature_delta``, then ``content_block_stop``), the text block
     after it. OpenAI (whose Chat Completions API does not stream reasoning): nothing is sent for it, but
-    its tokens take their time slots and count in ``completion_tokens`` and ``reasoning_tokens``."""
+    its tokens take their time slots and count in ``completion_tokens`` and ``reasoning_tokens``, unless
+    ``reasoning_field`` streams them as an OpenAI-compatible server does."""
+    redacted_thinking: bool = False
+    """Anthropic only: a ``redacted_thinking`` block first (its encrypted ``data`` whole in its
+    ``content_block_start``, no deltas, then ``content_block_stop``), before any ``thinking`` block. It sends no
+    output unit and takes no time slot."""
+    reasoning_field: Literal["reasoning_content", "reasoning"] | None = None
+    """OpenAI only: stream each thinking token as ``delta.<reasoning_field>`` (``reasoning_content``: vLLM,
+    DeepSeek; ``reasoning``: Ollama, OpenRouter), the other delta fields absent, as OpenAI-compatible servers
+    that expose reasoning do."""
 
     input_tokens: int | None = None
-    """OpenAI ``prompt_tokens`` / Anthropic ``input_tokens``, reported verbatim (default: input_token_count)."""
+    """OpenAI ``prompt_tokens`` / Anthropic ``input_tokens``, reported verbatim (default: input_token_count, or for
+    an Anthropic request with ``cache_control`` breakpoints the part the prompt cache neither read nor wrote, see
+    fake_upstream.prompt_cache). Scripting it, ``cached_tokens`` or ``cache_creation_tokens`` leaves the prompt
+    cache out of this request."""
     output_tokens: int | None = None
     """Final output token count (default: the number of output units streamed, see above)."""
     cached_tokens: int = 0
     """OpenAI ``prompt_tokens_details.cached_tokens`` / Anthropic ``cache_read_input_tokens``."""
     cache_creation_tokens: int = 0
-    """Anthropic ``cache_creation_input_tokens``."""
+    """Anthropic ``cache_creation_input_tokens``, all of it 5-minute writes unless ``cache_write_1h_tokens``."""
+    cache_write_1h_tokens: int = 0
+    """The part of ``cache_creation_tokens`` written with a one-hour TTL: ``usage.cache_creation`` then reports
+    ``ephemeral_1h_input_tokens`` = this and ``ephemeral_5m_input_tokens`` = the rest."""
+
+    def scripts_input_usage(self) -> bool:
+        """Whether the scenario sets the input counts itself (the prompt cache then plays no part)."""
+        return self.input_tokens is not None or bool(self.cached_tokens or self.cache_creation_tokens)
 
     drop_connection: bool = False
     """Read the request, then abort the TCP connection with a RST without sending a single response byte
@@ -208,6 +227,8 @@ class Scenario:
             raise ValueError("drop_connection, hang_before_headers and status exclude each other")
         if self.hang_limit_ms is not None and self.hang_limit_ms < 0:
             raise ValueError("hang_limit_ms must not be negative")
+        if not 0 <= self.cache_write_1h_tokens <= self.cache_creation_tokens:
+            raise ValueError("cache_write_1h_tokens is a part of cache_creation_tokens")
 
     def hang_point(self) -> int | None:
         """Number of tokens after which the stream hangs, if it does."""

@@ -18,6 +18,7 @@ from fake_upstream.answer import plan_answer
 from fake_upstream.background import LoopThread
 from fake_upstream.connection import BadRequest, ClientGone, HttpConnection, HttpRequest, StopConnection
 from fake_upstream.dialects import dialect_for, error_body, provider_for_path
+from fake_upstream.prompt_cache import CacheControlError, CacheUsage, PromptCache
 from fake_upstream.records import RecordedRequest, conclude
 from fake_upstream.scenarios import FAULT_KINDS, FaultKind, Provider, Scenario, fault_scenario, fault_settings_check
 from fake_upstream.streaming import reply_json, stream
@@ -38,6 +39,8 @@ class FakeUpstream:
     before the status line; and its ``peak_active_streams``), ``disconnects`` (clients that hung up
     mid-answer, or before any response byte), ``connections`` (TCP connections accepted) and
     ``fault_counts`` (random faults given, by kind).
+    Anthropic requests with ``cache_control`` breakpoints go through ``prompt_cache`` (see
+    fake_upstream.prompt_cache; ``min_cacheable_tokens`` overrides every model's minimum), emptied by :meth:`reset`.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class FakeUpstream:
         fault_rate: float = 0.0,
         fault_seed: int | None = None,
         fault_kinds: tuple[FaultKind, ...] = FAULT_KINDS,
+        min_cacheable_tokens: int | None = None,
     ) -> None:
         fault_settings_check(fault_rate, fault_kinds)
         self.host = host
@@ -75,6 +79,8 @@ class FakeUpstream:
         self.connections = 0
         self.fault_counts: Counter[FaultKind] = Counter()
         self._faults = random.Random(fault_seed)
+        self.prompt_cache = PromptCache(min_cacheable_tokens)
+        self._initial_min_cacheable = min_cacheable_tokens
 
         self._scenarios: deque[Scenario] = deque()
         self._lock = threading.Lock()
@@ -117,6 +123,8 @@ class FakeUpstream:
             self._faults.seed(self.fault_seed)
             self.fault_counts.clear()
         self.requests.clear()
+        self.prompt_cache.clear()
+        self.prompt_cache.min_tokens = self._initial_min_cacheable
         self.disconnects = 0
         self.connections = 0
         self.peak_active_streams = self.active_streams
@@ -309,7 +317,14 @@ class FakeUpstream:
             conclude(record, "error_status")
             await conn.send_json(scenario.status, error, headers, http.keep_alive)
             return
-        await self._answer(conn, record, provider, body, scenario, request_id, http.keep_alive)
+        cache: CacheUsage | None = None
+        if provider == "anthropic" and not scenario.scripts_input_usage():
+            try:
+                cache = self.prompt_cache.use(body, http.headers.get("x-api-key", ""))
+            except CacheControlError as err:
+                await fail(400, str(err))
+                return
+        await self._answer(conn, record, provider, body, scenario, request_id, http.keep_alive, cache)
 
     async def _answer(
         self,
@@ -320,9 +335,10 @@ class FakeUpstream:
         scenario: Scenario,
         request_id: str,
         keep_alive: bool,
+        cache: CacheUsage | None = None,
     ) -> None:
         """Send the scenario's answer, streamed or as one JSON body, while watching for the client hanging up."""
-        answer = plan_answer(provider, body, scenario, request_id, self.default_tokens)
+        answer = plan_answer(provider, body, scenario, request_id, self.default_tokens, cache)
         record.tool_call_ids = [call.id for call in answer.tool_calls]
         dialect = dialect_for(provider, answer)
         if record.stream:

@@ -41,7 +41,10 @@ async def stream(
     if scenario.hang_before_headers:
         await _hang(conn, record, scenario, knobs)
     record.status = 200
-    await conn.start_event_stream({**dialect.response_headers(), **scenario.headers})
+    # A server that means to close after the body says so (RFC 9112 9.6): without it the client may pool the
+    # connection and send its next request into the closing socket.
+    closes = scenario.close_after_tokens is not None
+    await conn.start_event_stream({**dialect.response_headers(), **scenario.headers}, keep_alive=not closes)
     for event in dialect.preamble():
         await conn.send_chunk(event)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 TOKENS_PER_MESSAGE = 4
 
@@ -104,6 +105,70 @@ def default_reply(body: Mapping[str, Any]) -> str:
     return f"Echo from {body.get('model', 'unknown')}: {last_user_text(body)}"
 
 
+@dataclass(frozen=True)
+class PromptBlock:
+    """One block of a request's prompt, in the order the APIs read it (tools, system, messages): what it is
+    (canonical JSON, ``cache_control`` left out), its input tokens, and its ``cache_control`` marker if any."""
+
+    part: Literal["tools", "system", "messages"]
+    material: str
+    tokens: int
+    cache_control: Any = None
+
+
+def _words(text: str) -> int:
+    return len(_WORD_RE.findall(text))
+
+
+def _without_marker(block: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in block.items() if key != "cache_control"}
+
+
+def _content_blocks(content: Any) -> list[Any]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if isinstance(content, list):
+        return [{"type": "text", "text": b} if isinstance(b, str) else b for b in content if isinstance(b, str | dict)]
+    return []
+
+
+def _message_blocks(part: Literal["system", "messages"], message: Mapping[str, Any]) -> list[PromptBlock]:
+    """A message's blocks; its ``TOKENS_PER_MESSAGE`` go with the first (an empty message still has them)."""
+    role = message.get("role")
+    blocks = []
+    for block in _content_blocks(message.get("content")):
+        material = json.dumps({"role": role, "block": _without_marker(block)}, ensure_ascii=False, sort_keys=True)
+        blocks.append(PromptBlock(part, material, _words(_block_text(block)), block.get("cache_control")))
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        call_text = _message_text({"tool_calls": calls})
+        material = json.dumps({"role": role, "tool_calls": calls}, ensure_ascii=False, sort_keys=True)
+        blocks.append(PromptBlock(part, material, _words(call_text)))
+    if not blocks:
+        blocks.append(PromptBlock(part, json.dumps({"role": role}), 0))
+    first = blocks[0]
+    blocks[0] = PromptBlock(first.part, first.material, first.tokens + TOKENS_PER_MESSAGE, first.cache_control)
+    return blocks
+
+
+def prompt_blocks(body: Mapping[str, Any]) -> list[PromptBlock]:
+    """The blocks of a chat request, in the order tools, system, messages (see :func:`input_token_count`)."""
+    blocks: list[PromptBlock] = []
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict):
+            material = json.dumps(_without_marker(tool), ensure_ascii=False, sort_keys=True)
+            tokens = _words(material) + TOKENS_PER_MESSAGE
+            blocks.append(PromptBlock("tools", material, tokens, tool.get("cache_control")))
+    if body.get("system"):
+        blocks += _message_blocks("system", {"role": "system", "content": body["system"]})
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict):
+            blocks += _message_blocks("messages", message)
+    return blocks
+
+
 def input_token_count(body: Mapping[str, Any]) -> int:
     """Deterministic stand-in for the provider's input token count.
 
@@ -111,12 +176,7 @@ def input_token_count(body: Mapping[str, Any]) -> int:
     ``system`` prompt counts as one more message. A message's text is its string content or the text
     inside its content blocks: ``text`` parts, ``tool_result`` contents, ``tool_use`` inputs as JSON, and an
     OpenAI assistant message's ``tool_calls`` names and arguments (``tool`` messages are messages like any
-    other). Tool definitions (``tools``) are not counted.
+    other). Each tool definition (``tools``) counts as the words of its JSON (keys sorted, ``cache_control``
+    left out) plus ``TOKENS_PER_MESSAGE``, as both APIs bill tool definitions as input.
     """
-    texts: list[str] = []
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        texts.extend(_message_text(m) for m in messages if isinstance(m, dict))
-    if body.get("system"):
-        texts.append(_content_text(body["system"]))
-    return sum(len(_WORD_RE.findall(text)) + TOKENS_PER_MESSAGE for text in texts)
+    return sum(block.tokens for block in prompt_blocks(body))

@@ -26,6 +26,9 @@ class PamSettings:
     first_token_timeout_ms: int
     idle_timeout_ms: int
     total_timeout_ms: int
+    thinking_timeout_ms: int
+    anthropic_prompt_cache: bool
+    anthropic_cache_ttl: str
     sdk_max_retries: int
     offline_token_delay_ms: int
     signup_enabled: bool
@@ -40,6 +43,8 @@ class PamSettings:
     rate_limit_messages: int
     rate_limit_window_ms: int
     daily_spend_cap_usd: str
+    budget_routing_at: float
+    """PAM_BUDGET_ROUTING_AT: the share of the daily cap spent from which `auto` takes the simple route (0: never)."""
     retries: int
     retry_backoff_ms: int
     retry_deadline_ms: int
@@ -51,6 +56,8 @@ class PamSettings:
     breaker_probes: int
     redis_connections: int
     redis_pool_timeout_ms: int
+    router_threshold: float | None
+    """PAM_ROUTER_THRESHOLD: the router's score from which a query takes the complex route (None: the model's)."""
     metrics_token: str = field(repr=False)
     """PAM_METRICS_TOKEN: a bearer token that may read /metrics (empty: staff sessions only)."""
 
@@ -72,6 +79,9 @@ def pam_settings() -> PamSettings:
         first_token_timeout_ms=getattr(s, "PAM_FIRST_TOKEN_TIMEOUT_MS", 30000),
         idle_timeout_ms=getattr(s, "PAM_IDLE_TIMEOUT_MS", 30000),
         total_timeout_ms=getattr(s, "PAM_TOTAL_TIMEOUT_MS", 300000),
+        thinking_timeout_ms=getattr(s, "PAM_THINKING_TIMEOUT_MS", 120000),
+        anthropic_prompt_cache=getattr(s, "PAM_ANTHROPIC_PROMPT_CACHE", True),
+        anthropic_cache_ttl=getattr(s, "PAM_ANTHROPIC_CACHE_TTL", "5m"),
         sdk_max_retries=getattr(s, "PAM_SDK_MAX_RETRIES", 0),
         offline_token_delay_ms=getattr(s, "PAM_OFFLINE_TOKEN_DELAY_MS", 30),
         signup_enabled=getattr(s, "PAM_SIGNUP_ENABLED", False),
@@ -86,6 +96,7 @@ def pam_settings() -> PamSettings:
         rate_limit_messages=getattr(s, "PAM_RATE_LIMIT_MESSAGES", 30),
         rate_limit_window_ms=getattr(s, "PAM_RATE_LIMIT_WINDOW_MS", 60000),
         daily_spend_cap_usd=str(getattr(s, "PAM_DAILY_SPEND_CAP_USD", "5")),
+        budget_routing_at=getattr(s, "PAM_BUDGET_ROUTING_AT", 0.8),
         retries=getattr(s, "PAM_RETRIES", 2),
         retry_backoff_ms=getattr(s, "PAM_RETRY_BACKOFF_MS", 250),
         retry_deadline_ms=getattr(s, "PAM_RETRY_DEADLINE_MS", 8000),
@@ -97,5 +108,6 @@ def pam_settings() -> PamSettings:
         breaker_probes=getattr(s, "PAM_BREAKER_PROBES", 1),
         redis_connections=getattr(s, "PAM_REDIS_CONNECTIONS", 200),
         redis_pool_timeout_ms=getattr(s, "PAM_REDIS_POOL_TIMEOUT_MS", 5000),
+        router_threshold=getattr(s, "PAM_ROUTER_THRESHOLD", None),
         metrics_token=getattr(s, "PAM_METRICS_TOKEN", ""),
     )

@@ -88,8 +88,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
-# The address is REMOTE_ADDR (django-ipware is not installed): behind a proxy that is the proxy's, so the lock
-# still falls on the username tried, from anywhere behind that proxy.
+# The address is REMOTE_ADDR (django-ipware is not installed). Behind deploy/nginx.conf, daphne runs with
+# --proxy-headers and nginx overwrites X-Forwarded-For with the client's own address, so REMOTE_ADDR is the client's;
+# behind a proxy that does not, it is the proxy's, and the lock falls on the username tried from anywhere behind it.
 
 # Content-Security-Policy (django-csp 4): the pages run only their own script and style files, never inline code or
 # eval, so whatever model output or user text might smuggle into the page cannot run. connect-src 'self' covers the
@@ -248,12 +249,24 @@ ANTHROPIC_BASE_URL: str = env.str("ANTHROPIC_BASE_URL", default="")
 PAM_SIMPLE_MODEL: str = env.str("PAM_SIMPLE_MODEL", default="gpt-4o-mini")
 PAM_COMPLEX_MODEL: str = env.str("PAM_COMPLEX_MODEL", default="claude-sonnet-5-5")
 PAM_MAX_OUTPUT_TOKENS: int = env.int("PAM_MAX_OUTPUT_TOKENS", default=1024)
+# The router's dial: a query whose score (the probability that it needs the complex route) reaches it goes there.
+# Empty: the threshold the shipped model chose by cross-validation (`pam_router evaluate` shows the trade-off).
+PAM_ROUTER_THRESHOLD: float | None = env.float("PAM_ROUTER_THRESHOLD", default=None)
+if PAM_ROUTER_THRESHOLD is not None and not 0 <= PAM_ROUTER_THRESHOLD <= 1:
+    raise ImproperlyConfigured("PAM_ROUTER_THRESHOLD must be between 0 and 1")
 PAM_CONTEXT_TOKEN_BUDGET: int = env.int("PAM_CONTEXT_TOKEN_BUDGET", default=6000)
 PAM_MAX_MESSAGE_CHARS: int = env.int("PAM_MAX_MESSAGE_CHARS", default=32000)
 PAM_CONNECT_TIMEOUT_MS: int = env.int("PAM_CONNECT_TIMEOUT_MS", default=5000)
 PAM_FIRST_TOKEN_TIMEOUT_MS: int = env.int("PAM_FIRST_TOKEN_TIMEOUT_MS", default=30000)
 PAM_IDLE_TIMEOUT_MS: int = env.int("PAM_IDLE_TIMEOUT_MS", default=30000)
 PAM_TOTAL_TIMEOUT_MS: int = env.int("PAM_TOTAL_TIMEOUT_MS", default=300000)
+# How long a model may think (visible thinking or reasoning pieces) before its first text, from its first piece.
+PAM_THINKING_TIMEOUT_MS: int = env.int("PAM_THINKING_TIMEOUT_MS", default=120000)
+# Anthropic prompt caching on the complex route: cache_control on the system prompt, tools and history prefix.
+PAM_ANTHROPIC_PROMPT_CACHE: bool = env.bool("PAM_ANTHROPIC_PROMPT_CACHE", default=True)
+PAM_ANTHROPIC_CACHE_TTL: str = env.str("PAM_ANTHROPIC_CACHE_TTL", default="5m")
+if PAM_ANTHROPIC_CACHE_TTL not in ("5m", "1h"):
+    raise ImproperlyConfigured("PAM_ANTHROPIC_CACHE_TTL must be 5m or 1h")
 PAM_SDK_MAX_RETRIES: int = env.int("PAM_SDK_MAX_RETRIES", default=0)
 PAM_OFFLINE_TOKEN_DELAY_MS: int = env.int("PAM_OFFLINE_TOKEN_DELAY_MS", default=30)
 PAM_TOOLS_ENABLED: bool = env.bool("PAM_TOOLS_ENABLED", default=True)
@@ -274,6 +287,10 @@ PAM_MAX_SOCKETS_PER_USER: int = env.int("PAM_MAX_SOCKETS_PER_USER", default=20)
 PAM_RATE_LIMIT_MESSAGES: int = env.int("PAM_RATE_LIMIT_MESSAGES", default=30)
 PAM_RATE_LIMIT_WINDOW_MS: int = env.int("PAM_RATE_LIMIT_WINDOW_MS", default=60000)
 PAM_DAILY_SPEND_CAP_USD: str = env.str("PAM_DAILY_SPEND_CAP_USD", default="5")
+# Budget-aware routing: from this share of the day's cap spent, `auto` messages take the simple route (0: never).
+PAM_BUDGET_ROUTING_AT: float = env.float("PAM_BUDGET_ROUTING_AT", default=0.8)
+if not 0 <= PAM_BUDGET_ROUTING_AT <= 1:
+    raise ImproperlyConfigured("PAM_BUDGET_ROUTING_AT must be a share of the daily cap, from 0 (off) to 1")
 # Before the first token: retries of a failing provider (jittered backoff, Retry-After honoured) within a deadline,
 # then the other route's provider.
 PAM_RETRIES: int = env.int("PAM_RETRIES", default=2)

@@ -15,7 +15,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"apps", "chat", "admin", "management", "templatetags"}),
     frozenset({"runtime", "replay", "usage"}),
     frozenset({"gateway"}),
-    frozenset({"providers", "tools", "breakers", "conversations", "observability"}),
+    frozenset({"providers", "tools", "breakers", "conversations", "observability", "pricing", "routing"}),
     frozenset({"domain", "conf", "models", "process", "redis_client"}),
 )
 """Top to bottom; a part may import its own layer's parts (without a cycle) and any layer below."""

@@ -1,4 +1,5 @@
-"""The usage dashboard inside the admin: a period's usage per day, provider and model, with charts, and as CSV.
+"""The usage dashboard inside the admin: a period's usage per day, provider and model, with charts, and as CSV; and
+routing quality per day and route (what users' signals say about the routes answers took).
 
 Mounted in pam_project/urls.py through `admin.site.admin_view`, which keeps it to staff. Query string:
 `days` (1 to 366, default 30; anything else means 30), `provider` (optional: one provider's records, none if it
@@ -25,6 +26,7 @@ from pam_hybrid.models import UsageRecord
 from pam_hybrid.usage.export import usage_csv_write
 from pam_hybrid.usage.report import (
     Dimension,
+    UsageStats,
     by_spend,
     clamp_days,
     usage_period_days,
@@ -33,6 +35,7 @@ from pam_hybrid.usage.report import (
     usage_stats,
     usage_totals,
 )
+from pam_hybrid.usage.routing_quality import routing_quality
 
 TEMPLATE = "admin/pam_hybrid/dashboard.html"
 CSV_BY: tuple[Dimension, ...] = ("day", "provider", "model")
@@ -55,7 +58,7 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": "Usage dashboard",
-        **_figures(records, days=days, now=now),
+        **_figures(records, days=days, now=now, provider=provider or None),
         "days": days,
         "period_choices": PERIOD_CHOICES,
         "provider": provider,
@@ -64,25 +67,30 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, TEMPLATE, context)
 
 
-def _figures(records: QuerySet[UsageRecord], *, days: int, now: datetime) -> dict[str, Any]:
+def _figures(records: QuerySet[UsageRecord], *, days: int, now: datetime, provider: str | None) -> dict[str, Any]:
     period = usage_period_days(days=days, now=now)
-    by_day = usage_stats(records=records, by=("day",))
+
+    def stats(*by: Dimension) -> list[UsageStats]:
+        return usage_stats(records=records, by=by, provider=provider)
+
+    by_day = stats("day")
     return {
         "period_start": period[0],
         "period_end": period[-1],
-        "totals": usage_totals(records=records),
-        "by_model": usage_stats(records=records, by=("provider", "model")),
+        "totals": usage_totals(records=records, provider=provider),
+        "by_model": stats("provider", "model"),
         "by_day": by_day,
-        "by_day_model": usage_stats(records=records, by=CSV_BY),
-        "top_users": by_spend(usage_stats(records=records, by=("user",)))[:TOP_USERS],
-        "cost_chart": cost_per_day_chart(days=period, stats=usage_stats(records=records, by=("day", "provider"))),
+        "by_day_model": stats(*CSV_BY),
+        "top_users": by_spend(stats("user"))[:TOP_USERS],
+        "cost_chart": cost_per_day_chart(days=period, stats=stats("day", "provider")),
         "ttft_chart": ttft_per_day_chart(days=period, stats=by_day),
+        "routing_quality": routing_quality(records=records),
     }
 
 
 def _csv_response(records: QuerySet[UsageRecord], *, days: int, provider: str, today: str) -> HttpResponse:
     buffer = io.StringIO()
-    usage_csv_write(out=buffer, by=CSV_BY, stats=usage_stats(records=records, by=CSV_BY))
+    usage_csv_write(out=buffer, by=CSV_BY, stats=usage_stats(records=records, by=CSV_BY, provider=provider or None))
     suffix = f"-{re.sub(r'[^A-Za-z0-9_-]', '', provider)}" if provider else ""
     name = f"pam-usage-{today}-{days}d{suffix}.csv"
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")

@@ -16,7 +16,7 @@ the protocol, `memory`, `redis_store` with its Lua `scripts`), `circuit` (the br
 
 from __future__ import annotations
 
-from pam_hybrid.breakers.circuit import CircuitBreaker, TransitionCallback
+from pam_hybrid.breakers.circuit import Ahead, CircuitBreaker, TransitionCallback
 from pam_hybrid.breakers.config import BreakerConfig
 from pam_hybrid.breakers.memory import MemoryBreakerStore
 from pam_hybrid.breakers.redis_store import RedisBreakerStore
@@ -24,6 +24,7 @@ from pam_hybrid.breakers.store import BreakerStore, BreakerUnavailable
 from pam_hybrid.breakers.values import BreakerStatus, Permit, State, Transition
 
 __all__ = [
+    "Ahead",
     "BreakerConfig",
     "BreakerStatus",
     "BreakerStore",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from pam_hybrid.breakers.config import BreakerConfig
 from pam_hybrid.breakers.store import BreakerStore, BreakerUnavailable
@@ -14,6 +17,25 @@ logger = logging.getLogger(__name__)
 TransitionCallback = Callable[[Transition], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class Ahead:
+    """A provider's breaker asked ahead of the call, in the same Redis round trip as the message's admission
+    (pam_hybrid.runtime.preflight): the context's first `acquire` takes `permit` if it is for `provider`, instead of
+    asking the store again. Whoever asked ahead releases a permit that was not `used`, and reports the `succeeded`
+    of one that was (with the answer's other writes as it ends): a call's success counts from when it started, and
+    until then the call is running, which breaks a run of failures just as a success does. A probe's success is
+    reported at once (it closes the breaker), as is every failure."""
+
+    provider: str
+    permit: Permit | None
+    asked: bool = False
+    used: bool = False
+    succeeded: bool = False
+
+
+_ahead: ContextVar[Ahead | None] = ContextVar("pam_breaker_ahead", default=None)
+
+
 class CircuitBreaker:
     """What the gateway calls: a store with one config, transition callbacks, and failing open (calls go ahead,
     outcomes unrecorded) while the shared store is unreachable, so a Redis outage does not stop every answer."""
@@ -22,23 +44,45 @@ class CircuitBreaker:
         self.store = store
         self.config = config or BreakerConfig()
         self._callbacks: list[TransitionCallback] = []
+        self._releasing: set[asyncio.Future[None]] = set()
 
     def on_transition(self, callback: TransitionCallback) -> TransitionCallback:
         self._callbacks.append(callback)
         return callback
 
+    async def hold_ahead(self, ahead: Ahead | None) -> None:
+        """Hold `ahead` (None: nothing) for the next `acquire` in this context and the tasks it starts; the
+        transition that asking ahead caused, if any, is emitted now."""
+        if ahead is not None and ahead.permit is not None:
+            await self._emit(ahead.permit.transition)
+        _ahead.set(ahead)
+
     async def acquire(self, provider: str) -> Permit | None:
         """A permit to call the provider, or None while its breaker is open or every probe slot is taken."""
+        ahead = _ahead.get()
+        if ahead is not None and not ahead.asked:
+            ahead.asked = True
+            if ahead.provider == provider:
+                ahead.used = True
+                return ahead.permit
+            if ahead.permit is not None:  # asked ahead of the wrong provider: its permit goes back meanwhile
+                releasing = asyncio.ensure_future(self.release(ahead.permit))
+                self._releasing.add(releasing)
+                releasing.add_done_callback(self._releasing.discard)
         try:
             permit = await self.store.acquire(provider, self.config)
-        except BreakerUnavailable:
-            logger.warning("breaker store unreachable: letting a %s call through", provider, exc_info=True)
+        except BreakerUnavailable as exc:
+            logger.warning("breaker store unreachable: letting a %s call through (%r)", provider, exc.__cause__)
             return Permit(provider, epoch=-1)
         if permit is not None:
             await self._emit(permit.transition)
         return permit
 
     async def success(self, permit: Permit) -> Transition | None:
+        ahead = _ahead.get()
+        if ahead is not None and ahead.permit is permit and not permit.probe:
+            ahead.succeeded = True  # reported by whoever asked ahead, as the answer ends
+            return None
         return await self._outcome(permit, self.store.success(permit, self.config))
 
     async def failure(self, permit: Permit, *, reason: str) -> Transition | None:
@@ -76,8 +120,10 @@ class CircuitBreaker:
     async def _outcome(self, permit: Permit, report: Awaitable[Transition | None]) -> Transition | None:
         try:
             transition = await report
-        except BreakerUnavailable:
-            logger.warning("breaker store unreachable: a %s outcome was not recorded", permit.provider, exc_info=True)
+        except BreakerUnavailable as exc:
+            logger.warning(
+                "breaker store unreachable: a %s outcome was not recorded (%r)", permit.provider, exc.__cause__
+            )
             return None
         await self._emit(transition)
         return transition

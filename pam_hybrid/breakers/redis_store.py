@@ -64,8 +64,17 @@ class RedisBreakerStore:
         return [_text(value) for value in reply]
 
     async def acquire(self, provider: str, config: BreakerConfig) -> Permit | None:
-        reply = await self._run(self._acquire, provider, config.probes, config.probe_lease_s, self._ttl_ms(config),
-                                config.window_s, config.consecutive_failures)
+        return self.permit_of(provider, config, await self._run(self._acquire, provider, *self.acquire_args(config)))
+
+    def acquire_args(self, config: BreakerConfig) -> list[Any]:
+        """ACQUIRE's arguments (its keys: `keys`), for a script that runs it as `scripts.ACQUIRE_FUNCTION`."""
+        return [config.probes, config.probe_lease_s, self._ttl_ms(config), config.window_s,
+                config.consecutive_failures]
+
+    @staticmethod
+    def permit_of(provider: str, config: BreakerConfig, reply: list[Any]) -> Permit | None:
+        """The permit (or None: rejected) that ACQUIRE's reply stands for."""
+        reply = [_text(value) for value in reply]
         if reply[0] == "closed":
             return Permit(provider, int(reply[1]), token=reply[2])
         if reply[0] == "rejected":
@@ -77,10 +86,12 @@ class RedisBreakerStore:
         return Permit(provider, int(epoch), probe=True, token=token, transition=transition)
 
     async def _report(self, permit: Permit, config: BreakerConfig, failed: bool) -> list[Any]:
-        return await self._run(
-            self._record, permit.provider, permit.epoch, int(failed), config.window_s, config.consecutive_failures,
-            config.min_calls, config.failure_rate, config.cooldown_s, self._ttl_ms(config), permit.token,
-        )
+        return await self._run(self._record, permit.provider, *self.record_args(permit, config, failed))
+
+    def record_args(self, permit: Permit, config: BreakerConfig, failed: bool) -> list[Any]:
+        """RECORD's arguments (its keys: `keys`), for a script that runs it as `scripts.RECORD_FUNCTION`."""
+        return [permit.epoch, int(failed), config.window_s, config.consecutive_failures, config.min_calls,
+                config.failure_rate, config.cooldown_s, self._ttl_ms(config), permit.token]
 
     async def success(self, permit: Permit, config: BreakerConfig) -> Transition | None:
         reply = await self._report(permit, config, failed=False)

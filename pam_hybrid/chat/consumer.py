@@ -9,12 +9,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from pam_hybrid.chat import protocol
+from pam_hybrid.chat.backpressure import Outbox, WriteGauge, write_gauge
 from pam_hybrid.conf import pam_settings
+from pam_hybrid.conversations.routing_signals import AnswerUnfinished, answer_feedback_set
 from pam_hybrid.domain.chunks import StreamChunk
-from pam_hybrid.domain.exceptions import BadInput
+from pam_hybrid.domain.exceptions import BadInput, MessageNotFound
 from pam_hybrid.gateway.stream import ChatRequest
 from pam_hybrid.runtime import relay, sockets
 from pam_hybrid.runtime.admission import Refusal, answer_admit
@@ -29,10 +32,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     following: Followed | None = None
     follower: Follower | None = None
     opened: sockets.OpenSocket | None = None
+    gauge: WriteGauge | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         await self.accept()
+        self.gauge = write_gauge(self.base_send)
         if user is None or not user.is_authenticated:
             # Accept first: a close before accepting is an HTTP 403 that browsers cannot tell from any other failure.
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -43,6 +48,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=opened.code)
         else:
             self.opened = opened
+            if not await still_signed_in(self.scope):  # a change saved before the groups were joined was not heard
+                await self.session_ended({})
 
     async def disconnect(self, code: int) -> None:
         self._unfollow()
@@ -72,15 +79,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=protocol.PONG)
             elif self.following is not None:
                 self.following.stop()
-        elif not await still_signed_in(self.scope):  # before each answer, and before reading any back
+        elif isinstance(frame, (protocol.MessageFrame, protocol.RegenerateFrame)):
+            busy = self.following is not None and not self.following.done
+            await (self.send_chunk(protocol.busy_chunk()) if busy else self._message(frame))
+        elif not await still_signed_in(self.scope):  # before reading any answer back
             await self.send_chunk(signed_out_chunk())
             await self.session_ended({})
         elif isinstance(frame, protocol.ResumeFrame):
             await self._resume(frame.message_id, frame.last_seq)
-        elif self.following is not None and not self.following.done:
-            await self.send_chunk(protocol.busy_chunk())
         else:
-            await self._message(frame)
+            await self._feedback(frame)  # also while an answer streams: it streams from a task of its own
 
     async def _message(self, frame: protocol.MessageFrame | protocol.RegenerateFrame) -> None:
         if isinstance(frame, protocol.RegenerateFrame):
@@ -90,11 +98,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             request = ChatRequest(user=self.scope["user"], content=frame.content,
                                   conversation_id=frame.conversation_id, route=frame.route,
                                   client_msg_id=frame.client_msg_id, edit_of=frame.edit_of)
-        admitted = await answer_admit(request, socket=self, reply_to=self.channel_name)
+        admitted = await answer_admit(request, socket=self, reply_to=self.channel_name, scope=self.scope)
         if isinstance(admitted, Refusal):
             await self.send_chunk(admitted.chunk)
+            if admitted.signed_out:
+                await self.session_ended({})
             return
-        follower = self if frame.stream else protocol.ResponseFollower(self._send_text)
+        follower = Outbox(self._send_text, self.gauge) if frame.stream else protocol.ResponseFollower(self._send_text)
         await self._follow(admitted, -1, follower)
 
     async def _resume(self, message_id: uuid.UUID, last_seq: int) -> None:
@@ -102,7 +112,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if answer is None:
             await self.send_chunk(not_found_chunk())
         else:
-            await self._follow(answer, last_seq, self)
+            await self._follow(answer, last_seq, Outbox(self._send_text, self.gauge))
+
+    async def _feedback(self, frame: protocol.FeedbackFrame) -> None:
+        try:
+            value = await database_sync_to_async(answer_feedback_set)(user=self.scope["user"],
+                                                                      message_id=frame.message_id, value=frame.value)
+        except (MessageNotFound, AnswerUnfinished) as exc:
+            await self.send(text_data=protocol.feedback_frame(frame.message_id, None, exc))
+        else:
+            await self.send(text_data=protocol.feedback_frame(frame.message_id, value))
 
     async def answer_frames(self, event: dict[str, Any]) -> None:
         """Frames of an answer followed in another process (see pam_hybrid.runtime.relay)."""
@@ -123,9 +142,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.following is not None and self.follower is not None:
             self.following.unfollow(self.follower)
         self.following = self.follower = None
-
-    async def deliver(self, chunk: StreamChunk, frame_text: str) -> None:
-        await self.send(text_data=frame_text)
 
     async def send_chunk(self, chunk: StreamChunk) -> None:
         await self.send(text_data=chunk.frame_text())

@@ -1,10 +1,12 @@
 """The socket's protocol, every frame type in one place.
 
 In (client → server), parsed and validated here; anything unusable becomes a BadInput with a message for the user:
-`message` (MessageFrame, also an edit), `regenerate` (RegenerateFrame), `resume` (ResumeFrame), `cancel` and `ping`
-(ControlFrame).
+`message` (MessageFrame, also an edit), `regenerate` (RegenerateFrame), `resume` (ResumeFrame), `feedback`
+(FeedbackFrame: thumbs up or down on an answer), `cancel` and `ping` (ControlFrame).
 Out (server → client): `stream` (a StreamChunk, serialised by `StreamChunk.frame_text`: start, token, tool_call,
-tool_result, end, error), `pong`, and for old clients that send `stream: false` one `response` (ResponseFollower).
+tool_result, end, error; tokens held back for a reader that fell behind go as one, `coalesced_tokens`), `pong`,
+`feedback` (a rating's acknowledgement, `feedback_frame`), and for old clients that send `stream: false` one
+`response` (ResponseFollower).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.domain.chunks import StreamChunk
-from pam_hybrid.domain.exceptions import BadInput
+from pam_hybrid.domain.exceptions import BadInput, MessageNotFound, PamError
 from pam_hybrid.domain.routes import ROUTE_CHOICES, RouteChoice
 
 CLIENT_MSG_ID_MAX = 100
@@ -61,7 +63,17 @@ class ResumeFrame:
     last_seq: int
 
 
-Frame = MessageFrame | RegenerateFrame | ControlFrame | ResumeFrame
+@dataclass(frozen=True, slots=True)
+class FeedbackFrame:
+    """Thumbs up or down on an answer (`value` None clears the rating)."""
+
+    message_id: uuid.UUID
+    value: str | None
+
+
+FEEDBACK_VALUES = ("up", "down", None)
+
+Frame = MessageFrame | RegenerateFrame | ControlFrame | ResumeFrame | FeedbackFrame
 
 
 def parse_frame(text: str | None, settings: PamSettings) -> Frame:
@@ -85,6 +97,8 @@ def parse_frame(text: str | None, settings: PamSettings) -> Frame:
         return ControlFrame(type=kind)
     if kind == "resume":
         return _resume_frame(data)
+    if kind == "feedback":
+        return _feedback_frame(data)
     if kind == "regenerate":
         return RegenerateFrame(
             message_id=_message_id(data, "message_id", "an answer's id"), route=_route(data),
@@ -92,7 +106,7 @@ def parse_frame(text: str | None, settings: PamSettings) -> Frame:
         )
     if kind != "message":
         raise BadInput("unknown type", user_message="Unknown frame type: use \"message\", \"regenerate\", "
-                       "\"resume\", \"cancel\" or \"ping\".")
+                       "\"resume\", \"feedback\", \"cancel\" or \"ping\".")
     return _message_frame(data, settings)
 
 
@@ -126,6 +140,13 @@ def _resume_frame(data: dict[str, Any]) -> ResumeFrame:
     if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1:
         raise BadInput("bad last_seq", user_message="\"last_seq\" must be a whole number, -1 or more.")
     return ResumeFrame(message_id=message_id, last_seq=last_seq)
+
+
+def _feedback_frame(data: dict[str, Any]) -> FeedbackFrame:
+    message_id = _message_id(data, "message_id", "an answer's id")
+    if "value" not in data or data["value"] not in FEEDBACK_VALUES:
+        raise BadInput("bad feedback value", user_message="\"value\" must be \"up\", \"down\" or null.")
+    return FeedbackFrame(message_id=message_id, value=data["value"])
 
 
 def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
@@ -163,8 +184,47 @@ def _message_frame(data: dict[str, Any], settings: PamSettings) -> MessageFrame:
 PONG = json.dumps({"type": "pong"})
 
 
+def feedback_frame(message_id: uuid.UUID, value: str | None, error: PamError | None = None) -> str:
+    """A rating's acknowledgement: the value now stored, or (`error`) why none could be (with a code; an answer not
+    found or not finished has none)."""
+    frame: dict[str, Any] = {"type": "feedback", "message_id": str(message_id), "value": value}
+    if error is not None:
+        frame["error"] = error.user_message
+        frame["code"] = "not_found" if isinstance(error, MessageNotFound) else "unfinished"
+    return json.dumps(frame)
+
+
 def bad_frame_chunk(exc: BadInput) -> StreamChunk:
     return StreamChunk("error", exc.user_message, {"code": "bad_frame"})
+
+
+COALESCED_MAX_CHARS = 64 * 1024
+"""A coalesced token frame's text at most (unless one token alone is longer): well under the socket's 1 MiB frame
+limit."""
+
+
+def coalesced_tokens(tokens: list[StreamChunk]) -> list[StreamChunk]:
+    """Token chunks joined into as few as fit COALESCED_MAX_CHARS, each numbered as the last it holds: a reader that
+    resumes after one gets exactly what follows (the browser renders a frame whose `seq` is above the last it saw;
+    it does not need every number)."""
+    joined: list[StreamChunk] = []
+    group: list[StreamChunk] = []
+    size = 0
+    for token in tokens:
+        if group and size + len(token.content) > COALESCED_MAX_CHARS:
+            joined.append(_joined(group))
+            group, size = [], 0
+        group.append(token)
+        size += len(token.content)
+    if group:
+        joined.append(_joined(group))
+    return joined
+
+
+def _joined(tokens: list[StreamChunk]) -> StreamChunk:
+    last = tokens[-1]
+    return StreamChunk("token", "".join(token.content for token in tokens), {"seq": last.metadata["seq"]},
+                       last.timestamp)
 
 
 def busy_chunk() -> StreamChunk:

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 
 from pam_hybrid.conversations.selectors import Branch
-from pam_hybrid.models import Conversation, Message, UsageRecord
+from pam_hybrid.models import Conversation, Message, RoutingSignal, UsageRecord
 
 
 def _usage_of(message: Message) -> UsageRecord | None:
@@ -23,6 +23,12 @@ def _fallback(usage: UsageRecord | None) -> dict[str, str] | None:
     if usage is None or not usage.fallback_from:
         return None
     return {"from_provider": usage.fallback_from, "reason": usage.fallback_reason}
+
+
+def _route_reason(usage: UsageRecord | None) -> str | None:
+    """Why the answer took its route, as its `start` frame said: classifier, user or budget (None: not recorded)."""
+    reason = usage.routing.get("reason") if usage is not None and isinstance(usage.routing, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def usage_data(usage: UsageRecord | None) -> dict[str, Any] | None:
@@ -72,6 +78,9 @@ def message_parts(message: Message) -> list[dict[str, Any]]:
     return parts
 
 
+FEEDBACK_VALUES: dict[str | None, str] = {RoutingSignal.Kind.THUMBS_UP: "up", RoutingSignal.Kind.THUMBS_DOWN: "down"}
+
+
 def message_data(message: Message, *, parent_id: Any, siblings: list[Any]) -> dict[str, Any]:
     usage = _usage_of(message)
     return {
@@ -84,6 +93,7 @@ def message_data(message: Message, *, parent_id: Any, siblings: list[Any]) -> di
         "model": message.model,
         "provider": message.provider,
         "route": message.route,
+        "route_reason": _route_reason(usage),
         "client_msg_id": message.client_msg_id,
         "fallback": _fallback(usage),
         "tool_calls": message.tool_calls,
@@ -92,6 +102,7 @@ def message_data(message: Message, *, parent_id: Any, siblings: list[Any]) -> di
         "siblings": siblings,
         "usage": usage_data(usage) if message.role == Message.Role.ASSISTANT else None,
         "parts": message_parts(message),
+        "feedback": FEEDBACK_VALUES.get(getattr(message, "feedback", None)),  # the owner's thumbs: up, down or None
     }
 
 

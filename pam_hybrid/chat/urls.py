@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from pam_hybrid.chat import views
+from pam_hybrid.chat import preview, views
 from pam_hybrid.observability import view as metrics_view
 
 urlpatterns = [
@@ -25,4 +25,5 @@ urlpatterns = [
     ),
     path("api/conversations/<uuid:conversation_id>/branch", views.conversation_branch, name="conversation_branch"),
     path("api/conversations/<uuid:conversation_id>/export", views.conversation_export, name="conversation_export"),
+    path("api/route-preview", preview.route_preview, name="route_preview"),
 ]

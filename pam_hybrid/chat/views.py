@@ -35,7 +35,7 @@ from pam_hybrid.conf import pam_settings
 from pam_hybrid.conversations import selectors, services
 from pam_hybrid.conversations.selectors import conversation_get_for_user
 from pam_hybrid.models import Conversation
-from pam_hybrid.runtime import live, shutdown
+from pam_hybrid.runtime import live, shutdown, stopping
 
 CONVERSATION_PAGE_DEFAULT = 30
 CONVERSATION_PAGE_MAX = 100
@@ -206,14 +206,14 @@ def conversations(request: HttpRequest) -> HttpResponse:
 @never_cache
 @api_login_required
 async def conversation(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
-    """PATCH {"title": …} renames; DELETE deletes, stopping its answer streaming here first."""
+    """PATCH {"title": …} renames; DELETE deletes, stopping its answers first (in whichever process runs them)."""
     user = await request.auser()
     assert isinstance(user, AbstractBaseUser)
     found = await sync_to_async(conversation_get_for_user)(user=user, conversation_id=conversation_id)
     if found is None:
         return _not_found()
     if request.method == "DELETE":
-        await live.conversation_answers_stop(found.id, user.pk)
+        await stopping.conversation_answers_stop(found.id, user.pk)
         await sync_to_async(services.conversation_delete)(conversation=found)
         return HttpResponse(status=204)
     body = _json_body(request)

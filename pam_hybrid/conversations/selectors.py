@@ -10,10 +10,10 @@ from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from pam_hybrid.conversations.branches import Tree
-from pam_hybrid.models import Conversation, Message
+from pam_hybrid.models import Conversation, Message, RoutingSignal
 
 
 def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
@@ -73,7 +73,14 @@ def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.U
 
 
 def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
-    return Message.objects.filter(conversation=conversation).select_related("usage").order_by("created_at", "id")
+    """The conversation's messages with their usage and, as `feedback`, the owner's thumbs kind (or None)."""
+    thumbs = RoutingSignal.objects.filter(
+        message=OuterRef("pk"), kind__in=(RoutingSignal.Kind.THUMBS_UP, RoutingSignal.Kind.THUMBS_DOWN)
+    ).values("kind")[:1]
+    return (
+        Message.objects.filter(conversation=conversation).select_related("usage")
+        .annotate(feedback=Subquery(thumbs)).order_by("created_at", "id")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +123,10 @@ def answer_id_for_client_msg_id(*, user: AbstractBaseUser, client_msg_id: str) -
             client_msg_id=client_msg_id, role=Message.Role.ASSISTANT, conversation__owner_id=user.pk
         ).values_list("id", flat=True).first()
     )
+
+
+def conversation_streaming_answer_ids(*, conversation_id: uuid.UUID) -> list[uuid.UUID]:
+    """The conversation's answers still streaming, in whichever server process runs them."""
+    return list(Message.objects.filter(
+        conversation_id=conversation_id, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING,
+    ).values_list("id", flat=True))

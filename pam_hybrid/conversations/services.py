@@ -12,14 +12,20 @@ from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from pam_hybrid.conf import pam_settings
 from pam_hybrid.conversations.branches import Tree
+from pam_hybrid.conversations.routing_signals import Saved, answer_signals, conversation_signals_forget
 from pam_hybrid.conversations.selectors import conversation_get_for_user
 from pam_hybrid.conversations.titles import title_from_message
-from pam_hybrid.domain.answer import Answer
-from pam_hybrid.domain.chunks import ChatTurn
-from pam_hybrid.domain.context import estimate_tokens
+from pam_hybrid.domain.answer import Answer, ModelCall
+from pam_hybrid.domain.chunks import ChatTurn, Usage
+from pam_hybrid.domain.context import fit_to_budget
 from pam_hybrid.domain.exceptions import MessageNotFound
-from pam_hybrid.models import Conversation, Message, UsageRecord
+from pam_hybrid.models import Conversation, Message, ModelCallRecord, RoutingSignal, UsageRecord
+from pam_hybrid.pricing import call_cost
+from pam_hybrid.providers.base import ModelRequest, ToolSpec
+from pam_hybrid.providers.tokens import estimate_input_tokens, estimate_output_tokens
+from pam_hybrid.tools.registry import all_tools
 
 REPLAY_TITLE_CHARS = 200  # Conversation.title's max_length
 
@@ -120,7 +126,9 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete the conversation and its messages; their usage records stay, without them (see UsageRecord.message)."""
+    """Delete the conversation and its messages; their usage records and routing signals stay, without them (see
+    UsageRecord.message), and the signals lose the texts they kept."""
+    conversation_signals_forget(conversation_id=conversation.id)
     conversation.delete()
 
 
@@ -215,10 +223,14 @@ def exchanges_open(*, exchanges: Sequence[Exchange]) -> None:
 
 @transaction.atomic
 def exchange_save(*, user: AbstractBaseUser, answer: Answer, content: str) -> None:
-    """The user's message and its finished answer with its usage, in one transaction of four statements: for an
-    answer no provider ever accepted (every breaker open, every attempt refused), written as it ended."""
+    """The user's message and its finished answer with its usage (and any routing signals it gives), in one
+    transaction of four statements (more for signals): for an answer no provider ever accepted (every breaker open,
+    every attempt refused, a stop before it began), written as it ended."""
     written = _exchange_rows([Exchange(user, answer, content)], finished=True)
-    _usage_record(user, answer, kept=bool(written)).save(force_insert=True)
+    record = _usage_record(user, answer, kept=bool(written))
+    record.save(force_insert=True)
+    ModelCallRecord.objects.bulk_create(_call_rows(record, answer.calls))
+    RoutingSignal.objects.bulk_create(answer_signals([Saved(user, answer, record)]))
     Conversation.objects.filter(id=answer.conversation_id).update(updated_at=timezone.now())
 
 
@@ -259,6 +271,8 @@ def _usage_record(user: AbstractBaseUser, answer: Answer, *, kept: bool = True) 
         output_tokens=usage.output_tokens,
         cached_input_tokens=usage.cached_input_tokens,
         cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
         model_calls=[call.as_record() for call in answer.calls],
         usage_estimated=usage.estimated or not answer.calls,
         cost_usd=answer.cost_usd,
@@ -270,21 +284,49 @@ def _usage_record(user: AbstractBaseUser, answer: Answer, *, kept: bool = True) 
         attempts=answer.attempts,
         fallback_from=answer.fallback_from,
         fallback_reason=answer.fallback_reason[:200],
+        route_requested=answer.route_requested,
+        routing=answer.routing,
     )
+
+
+def _call_rows(record: UsageRecord, calls: Sequence[ModelCall]) -> list[ModelCallRecord]:
+    """One row per provider call of the answer, in the order they were made."""
+    return [
+        ModelCallRecord(
+            usage_record=record, position=position, round=call.round, provider=call.provider, model=call.model,
+            input_tokens=call.usage.uncached_input_tokens, output_tokens=call.usage.output_tokens,
+            cache_read_tokens=call.usage.cached_input_tokens, cache_write_5m_tokens=call.usage.cache_write_5m_tokens,
+            cache_write_1h_tokens=call.usage.cache_write_1h_tokens, reasoning_tokens=call.usage.reasoning_tokens,
+            cost_usd=call.cost_usd, basis=call.basis, usage_estimated=call.usage.estimated, accepted=call.accepted,
+            ended=call.ended,
+            finish_reason=call.finish_reason[:40], error=call.error[:300], started_at=call.started_at,
+            duration_ms=call.duration_ms,
+        )
+        for position, call in enumerate(calls)
+    ]
 
 
 @transaction.atomic
 def answers_save(*, saves: Sequence[AnswerSave]) -> None:
-    """Save each answer over its placeholder with its usage record, and touch its conversation: one transaction,
-    with one statement for all the usage records and one for all the conversations."""
+    """Save each answer over its placeholder with its usage record and a row per provider call, and touch its
+    conversation: one transaction, with one statement each for all the usage records, all their calls and all the
+    conversations (and one more to replace the calls of any answer the sweep had estimated), then the routing
+    signals the answers give (see routing_signals.answer_signals)."""
     now = timezone.now()
     kept = [_message_update(save.answer, now) for save in saves]
     # An upsert: the sweep may have written an estimate for an answer whose process looked dead. An answer whose
     # conversation was deleted while it streamed keeps its usage record (what it cost still counts), without it.
-    UsageRecord.objects.bulk_create(
+    records = UsageRecord.objects.bulk_create(
         [_usage_record(save.user, save.answer, kept=k) for save, k in zip(saves, kept, strict=True)],
         update_conflicts=True, unique_fields=["message"],
         update_fields=_USAGE_FIELDS_ON_CONFLICT,
+    )
+    ModelCallRecord.objects.filter(usage_record__in=[r.pk for r in records]).delete()  # a sweep's estimate
+    ModelCallRecord.objects.bulk_create(
+        [row for record, save in zip(records, saves, strict=True) for row in _call_rows(record, save.answer.calls)]
+    )
+    RoutingSignal.objects.bulk_create(
+        answer_signals([Saved(save.user, save.answer, record) for record, save in zip(records, saves, strict=True)])
     )
     Conversation.objects.filter(id__in={save.answer.conversation_id for save in saves}).update(updated_at=now)
 
@@ -309,29 +351,66 @@ INTERRUPTED_ERROR = "The server stopped before this answer finished."
 
 
 @transaction.atomic
-def stale_answers_sweep(*, older_than: timedelta, sparing: Collection[uuid.UUID] = ()) -> int:
+def stale_answers_sweep(*, older_than: timedelta, sparing: Collection[uuid.UUID] = (),
+                        only: Collection[uuid.UUID] | None = None) -> int:
     """Mark answers left `streaming` by a crashed process (no heartbeat for `older_than`) as interrupted: partial
-    if some text was saved, error if none, with an estimated usage record. The answers in `sparing` (this process's
-    own, alive whatever their heartbeat says) are left alone. Returns how many were marked."""
+    if some text was saved, error if none, with an estimated usage record (see `_swept_call`). The answers in
+    `sparing` (this process's own, alive whatever their heartbeat says) are left alone; `only`: just these (an answer
+    whose process is known dead, settled at once by pam_hybrid.runtime.saved). Returns how many were marked."""
     stale = list(
         Message.objects.select_for_update(skip_locked=True)
         .filter(status=Message.Status.STREAMING, updated_at__lt=timezone.now() - older_than)
         .exclude(id__in=list(sparing))
+        .filter(**({} if only is None else {"id__in": list(only)}))
         .select_related("conversation")
     )
     for message in stale:
+        call = _swept_call(message)  # before the save: its updated_at is the last heartbeat
         message.status = Message.Status.PARTIAL if message.content else Message.Status.ERROR
         message.finish_reason = "interrupted"
         message.error = INTERRUPTED_ERROR
         message.save(update_fields=["status", "finish_reason", "error", "updated_at"])
-        UsageRecord.objects.get_or_create(message=message, defaults={
+        record, created = UsageRecord.objects.get_or_create(message=message, defaults={
             "user_id": message.conversation.owner_id,
             "route": message.route,
             "provider": message.provider,
             "model": message.model,
-            "output_tokens": estimate_tokens(message.content),
+            "input_tokens": call.usage.input_tokens,
+            "output_tokens": call.usage.output_tokens,
+            "model_calls": [call.as_record()],
             "usage_estimated": True,
+            "cost_usd": call.cost_usd,
             "outcome": UsageRecord.Outcome.PARTIAL if message.content else UsageRecord.Outcome.ERROR,
             "finish_reason": "interrupted",
         })
+        if created:
+            ModelCallRecord.objects.bulk_create(_call_rows(record, [call]))
     return len(stale)
+
+
+def _swept_call(message: Message) -> ModelCall:
+    """The estimate of what a crashed answer's provider call cost: the input from the context its process sent
+    (the branch up to its user message, within the context budget, with the tools on offer), the output from the
+    text saved at its last checkpoint, priced at the answer's model when it started. Tool rounds or retries it
+    made before the crash are not known: it counts as one call."""
+    settings = pam_settings()
+    tree = _tree(message.conversation_id)
+    question = tree.get(message.parent_id) if message.parent_id is not None else None
+    turns: tuple[ChatTurn, ...] = ()
+    if question is not None:
+        history = _turns(tree.path_to(tree.parent_of(question.id)))
+        turns = fit_to_budget(history, ChatTurn("user", question.content), settings.context_token_budget)
+    tools = tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in all_tools()) if (
+        settings.tools_enabled) else ()
+    request = ModelRequest(model=message.model, turns=turns, max_output_tokens=settings.max_output_tokens, tools=tools)
+    usage = Usage(
+        input_tokens=estimate_input_tokens(message.provider, message.model, request),
+        output_tokens=estimate_output_tokens(message.provider, message.model, message.content),
+        estimated=True,
+    )
+    return ModelCall(
+        provider=message.provider, model=message.model, usage=usage,
+        cost_usd=call_cost(message.model, usage, message.created_at), ended="crashed", started_at=message.created_at,
+        duration_ms=round((message.updated_at - message.created_at).total_seconds() * 1000, 1),
+        error="the process serving it stopped",
+    )

@@ -4,22 +4,45 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from pam_hybrid.domain.chunks import Finish, ToolCall, ToolResult, Usage
-from pam_hybrid.domain.pricing import total_cost
+from pam_hybrid.domain.pricing import CENT_FRACTION, total_cost
 
 
 @dataclass(slots=True)
 class ModelCall:
-    """One call to a model within an answer (an answer with tool rounds makes several)."""
+    """One call to a provider within an answer: every attempt (retried, fallen back from, refused, abandoned) and
+    every tool round makes one, whatever became of it.
+
+    `ended` says why it ended: complete, tool_use, length, stopped (another stop reason), interrupted (the stream
+    ended without one), first_token_timeout, thinking_timeout, timeout, error, refused, circuit_open, cancelled.
+    `refused`: the provider never took the request (an error status, a failed connection, an open breaker): free.
+    """
 
     provider: str
     model: str
     usage: Usage = field(default_factory=Usage)
     cost_usd: Decimal | None = None
     finish_reason: str = ""
+    ended: str = "complete"
+    accepted: bool = True
+    refused: bool = False
+    round: int = 0
+    error: str = ""
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    duration_ms: float = 0.0
+
+    @property
+    def basis(self) -> str:
+        """How its cost is known: reported, estimated, refused (free) or unknown (no price for its model)."""
+        if self.refused:
+            return "refused"
+        if self.cost_usd is None:
+            return "unknown"
+        return "estimated" if self.usage.estimated else "reported"
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -27,6 +50,8 @@ class ModelCall:
             "model": self.model,
             **asdict(self.usage),
             "cost_usd": None if self.cost_usd is None else f"{self.cost_usd:f}",
+            "basis": self.basis,
+            "ended": self.ended,
             "finish_reason": self.finish_reason,
         }
 
@@ -66,6 +91,15 @@ class Answer:
     outcome: str = "error"  # until the stream proves otherwise
     error: str = ""
     cancel_reason: str = "cancelled"
+    route_requested: str = "auto"
+    """The route the client asked for: auto, simple or complex."""
+    routing: dict[str, Any] = field(default_factory=dict)
+    """The router's decision for the message (route, score, threshold, model_version, features), kept with its
+    usage; made for forced routes too."""
+    regenerate_of: uuid.UUID | None = None
+    """The answer this one is a new version of, when the user asked for one."""
+    asked: tuple[str, ...] = ()
+    """What the router read: the last turns before the user's message, then the message (for routing signals)."""
 
     def add_text(self, text: str, elapsed_ms: float) -> None:
         if self.ttft_ms is None:
@@ -91,19 +125,33 @@ class Answer:
 
     @property
     def usage(self) -> Usage:
-        """Every model call's usage, summed."""
+        """Every model call's usage, summed, input as uncached input beside the cache reads and writes (so OpenAI's
+        input, which includes its cached tokens, and Anthropic's, which does not, add up)."""
         usages = [call.usage for call in self.calls]
         return Usage(
-            input_tokens=sum(u.input_tokens for u in usages),
+            input_tokens=sum(u.uncached_input_tokens for u in usages),
             output_tokens=sum(u.output_tokens for u in usages),
             cached_input_tokens=sum(u.cached_input_tokens for u in usages),
             cache_creation_input_tokens=sum(u.cache_creation_input_tokens for u in usages),
+            cache_write_1h_tokens=sum(u.cache_write_1h_tokens for u in usages),
+            reasoning_tokens=sum(u.reasoning_tokens for u in usages),
             estimated=any(u.estimated for u in usages),
         )
 
     @property
     def cost_usd(self) -> Decimal | None:
+        """What every call cost; unknown if one call's price is."""
         return total_cost([call.cost_usd for call in self.calls])
+
+    @property
+    def estimated_cost_usd(self) -> Decimal:
+        """The part of the cost that is estimated (calls the provider never reported usage for)."""
+        return sum((call.cost_usd for call in self.calls if call.basis == "estimated" and call.cost_usd is not None),
+                   Decimal(0)).quantize(CENT_FRACTION)
+
+    @property
+    def unknown_cost_calls(self) -> int:
+        return sum(1 for call in self.calls if call.cost_usd is None)
 
     @property
     def status(self) -> str:

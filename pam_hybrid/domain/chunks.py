@@ -15,6 +15,9 @@ from typing import Any, Literal
 ChunkType = Literal["start", "token", "tool_call", "tool_result", "end", "error"]
 
 
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _utc_now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -39,6 +42,11 @@ class StreamChunk:
 
     def frame_text(self) -> str:
         """The frame as the socket's JSON text: serialised once, whoever receives it."""
+        metadata = self.metadata
+        if self.chunk_type == "token" and len(metadata) == 1 and type(metadata.get("seq")) is int:
+            # Most frames of an answer: the same text json.dumps gives, written directly at about half its cost.
+            return (f'{{"type": "stream", "chunk_type": "token", "content": {_json_string(self.content)}, '
+                    f'"metadata": {{"seq": {metadata["seq"]}}}, "timestamp": {_json_string(self.timestamp)}}}')
         return json.dumps(self.to_frame(), ensure_ascii=False)
 
     @classmethod
@@ -54,6 +62,13 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class Thinking:
+    """The model is visibly working (a thinking or reasoning piece): progress, but not content for the user."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TextDelta:
     """A piece of answer text."""
 
@@ -65,7 +80,12 @@ class Usage:
     """Token counts for one model call, as the provider reported them (or estimated, when it could not).
 
     OpenAI's input count includes its cached tokens (`input_includes_cached`); Anthropic's excludes cache
-    reads and writes, which it reports beside it.
+    reads and writes, which it reports beside it. `cache_creation_input_tokens` counts every cache write;
+    `cache_write_1h_tokens` is the part of it written with a one-hour lifetime (the rest lives five minutes).
+    `reasoning_tokens` is the part of the output spent thinking, where the provider reports it.
+    `estimated`: some count was not reported by the provider (the stream ended first) and was estimated.
+    `partial`: reported before the call ended (Anthropic's `message_start`): the input counts are the provider's,
+    the output count is not final yet.
     """
 
     input_tokens: int = 0
@@ -74,6 +94,13 @@ class Usage:
     cache_creation_input_tokens: int = 0
     input_includes_cached: bool = False
     estimated: bool = False
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    partial: bool = False
+
+    @property
+    def cache_write_5m_tokens(self) -> int:
+        return max(0, self.cache_creation_input_tokens - self.cache_write_1h_tokens)
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -118,7 +145,7 @@ class ToolResult:
     duration_ms: float
 
 
-ProviderEvent = Accepted | TextDelta | ToolCall | Usage | Finish
+ProviderEvent = Accepted | Thinking | TextDelta | ToolCall | Usage | Finish
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,9 @@
 """One model round made resilient: through the provider's circuit breaker, retried with jittered backoff (honouring
 Retry-After) while nothing has been streamed, then on the fallback provider.
 
+Every try leaves a `ModelCall` in the answer, whatever became of it (answered, retried, fallen back from, refused by
+an open breaker, abandoned at a timeout or a stop), so what each provider call cost is recorded.
+
 A failure after content was streamed is never papered over: it is raised, so the user sees the partial answer and
 an error. Only provider ill health counts against a breaker: a user's cancel or our own rejected request does not.
 The breaker hears one outcome per message and provider, however many tries it took (retries are the gateway's).
@@ -19,7 +22,7 @@ from pam_hybrid.conf import PamSettings
 from pam_hybrid.domain.answer import Answer
 from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.domain.exceptions import CircuitOpen, ProviderError, StreamInterrupted
-from pam_hybrid.gateway.rounds import ModelRound
+from pam_hybrid.gateway.rounds import ModelRound, circuit_open_call
 from pam_hybrid.gateway.routes import Target
 
 logger = logging.getLogger(__name__)
@@ -64,12 +67,14 @@ class ResilientRound:
     (or failed after streaming content), for the answer's usage record."""
 
     def __init__(self, targets: list[Target], make_round: Callable[[Target], ModelRound], breaker: CircuitBreaker,
-                 settings: PamSettings) -> None:
+                 settings: PamSettings, round_number: int = 0) -> None:
         self.targets = targets
+        self.round_number = round_number
         self.make_round = make_round
         self.breaker = breaker
         self.settings = settings
         self.model_round: ModelRound | None = None
+        self.in_flight: ModelRound | None = None
         self.answered_by = targets[0]
 
     async def stream(self, answer: Answer, answer_started: float) -> AsyncGenerator[StreamChunk, None]:
@@ -82,6 +87,7 @@ class ResilientRound:
             permit = await self.breaker.acquire(target.provider.name)
             if permit is None:
                 failure = await _circuit_open(self.breaker, target.provider.name)
+                answer.calls.append(circuit_open_call(target.provider.name, target.model, failure, self.round_number))
                 self._note_attempt(answer, target, failure, 0.0)
                 continue
             self.answered_by = target
@@ -123,26 +129,47 @@ class ResilientRound:
 
     async def _attempt(self, target: Target, call: _BreakerCall, answer: Answer, answer_started: float, *,
                        fallback: bool) -> AsyncGenerator[StreamChunk, None]:
-        """One try; from its first content chunk on, it is the round's call (no retry, no fallback)."""
-        model_round = self.make_round(target)
-        async for chunk in model_round.stream(self.settings, answer, answer_started):
-            first_content = self.model_round is None and chunk.chunk_type in _CONTENT
-            if first_content:
-                self.model_round = model_round
-                if fallback:
-                    chunk.metadata.update(provider=answer.provider, model=answer.model, fallback=answer.fallback)
-            yield chunk
-            if first_content:
-                # The provider is answering: that is its health. Reported now (after the token went out), so a
-                # half-open probe closes the breaker at its first token, not after a whole answer. The breaker
-                # places it by when the call started, so reporting it later than a fast failure changes nothing.
-                await call.answered()
-        if model_round.finish is None:
-            detail = f"{target.provider.name}: stream ended without a stop reason"
-            raise StreamInterrupted(detail) if self.model_round is model_round else StreamInterrupted.before_any_text(
-                detail
-            )
-        self.model_round = model_round
+        """One try; from its first content chunk on, it is the round's call (no retry, no fallback). Its usage
+        record is added to the answer as it ends, however it ends."""
+        model_round = self.in_flight = self.make_round(target)
+        ended, error = "cancelled", ""
+        try:
+            async for chunk in model_round.stream(self.settings, answer, answer_started):
+                first_content = self.model_round is None and chunk.chunk_type in _CONTENT
+                if first_content:
+                    self.model_round = model_round
+                    if fallback:
+                        chunk.metadata.update(provider=answer.provider, model=answer.model, fallback=answer.fallback)
+                yield chunk
+                if first_content:
+                    # The provider is answering: that is its health. Reported now (after the token went out), so a
+                    # half-open probe closes the breaker at its first token, not after a whole answer. The breaker
+                    # places it by when the call started, so reporting it later than a fast failure changes nothing.
+                    await call.answered()
+            if model_round.finish is None:
+                detail = f"{target.provider.name}: stream ended without a stop reason"
+                raise StreamInterrupted(detail) if self.model_round is model_round else (
+                    StreamInterrupted.before_any_text(detail)
+                )
+            ended = model_round.ended_by(None)
+            self.model_round = model_round
+        except ProviderError as exc:
+            ended = "interrupted" if isinstance(exc, StreamInterrupted) else model_round.ended_by(exc)
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._record(answer, model_round, ended, error)
+
+    def _record(self, answer: Answer, model_round: ModelRound, ended: str, error: str = "") -> None:
+        if self.in_flight is model_round:
+            self.in_flight = None
+            answer.calls.append(model_round.record(ended, error))
+
+    def abandon(self, answer: Answer) -> None:
+        """Record the try still in flight as cancelled: for an answer closed from outside (its generator closed
+        rather than its task cancelled), whose inner generators are not closed before it is saved."""
+        if self.in_flight is not None:
+            self._record(answer, self.in_flight, "cancelled")
 
     @staticmethod
     def _note_attempt(answer: Answer, target: Target, error: ProviderError, elapsed_ms: float) -> None:

@@ -1,5 +1,5 @@
 """The gateway's own timeouts around a provider's event stream: the SDKs' read timeout cannot see a stall
-that keeps sending pings, so first-token, between-tokens and whole-answer limits live here."""
+that keeps sending pings, so first-token, thinking, between-events and whole-answer limits live here."""
 
 from __future__ import annotations
 
@@ -8,25 +8,59 @@ import time
 from collections.abc import AsyncGenerator
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.domain.chunks import ProviderEvent, TextDelta, ToolCall
+from pam_hybrid.domain.chunks import ProviderEvent, TextDelta, Thinking, ToolCall
 from pam_hybrid.domain.exceptions import ProviderTimedOut
+
+
+class _Progress:
+    """Which clock runs now: before anything (first token), while visibly thinking, or once content has come."""
+
+    def __init__(self, settings: PamSettings) -> None:
+        self.settings = settings
+        # From the request on, not per event: the provider's acceptance (headers) must not restart this clock.
+        self.first_token_deadline = time.perf_counter() + settings.first_token_timeout_ms / 1000
+        self.thinking_deadline: float | None = None
+        self.seen_content = False
+
+    def limit_s(self, now: float) -> float:
+        idle_s = self.settings.idle_timeout_ms / 1000
+        if self.seen_content:
+            return idle_s
+        if self.thinking_deadline is not None:
+            return min(idle_s, self.thinking_deadline - now)
+        return self.first_token_deadline - now
+
+    def what(self, now: float) -> str:
+        if self.seen_content:
+            return "between tokens"
+        if self.thinking_deadline is None:
+            return "before the first token"
+        if now >= self.thinking_deadline:
+            return "thinking beyond its limit"
+        return "between thinking pieces"
+
+    def saw(self, event: ProviderEvent, now: float) -> None:
+        if isinstance(event, TextDelta | ToolCall):
+            self.seen_content = True
+        elif isinstance(event, Thinking) and self.thinking_deadline is None:
+            self.thinking_deadline = now + self.settings.thinking_timeout_ms / 1000
 
 
 async def with_deadlines(
     events: AsyncGenerator[ProviderEvent, None], settings: PamSettings, answer_started: float
 ) -> AsyncGenerator[ProviderEvent, None]:
-    """Pass events through, enforcing the first-token, between-tokens and whole-answer timeouts.
+    """Pass events through, enforcing the first-token, thinking, between-events and whole-answer timeouts.
 
-    Only content (text or a tool call) counts as progress; usage, pings and bookkeeping do not.
+    Content (text or a tool call) is progress. Before it, thinking is progress too: a model that is visibly
+    thinking is not cut by the first-token timeout, but by the thinking limit (from its first thinking piece) or
+    by the idle limit between pieces. Usage, pings and bookkeeping never count. The whole-answer limit always applies.
     """
     deadline = answer_started + settings.total_timeout_ms / 1000
-    # From the request on, not per event: the provider's acceptance (headers) must not restart the first-token clock.
-    first_token_deadline = time.perf_counter() + settings.first_token_timeout_ms / 1000
-    seen_content = False
+    progress = _Progress(settings)
     try:
         while True:
             now = time.perf_counter()
-            limit_s = settings.idle_timeout_ms / 1000 if seen_content else first_token_deadline - now
+            limit_s = progress.limit_s(now)
             remaining_s = deadline - now
             try:
                 async with asyncio.timeout(max(min(limit_s, remaining_s), 0)):
@@ -37,9 +71,8 @@ async def with_deadlines(
                 if remaining_s <= limit_s:
                     raise ProviderTimedOut("whole-answer timeout",
                                            user_message="The answer took too long and was stopped.") from exc
-                what = "between tokens" if seen_content else "before the first token"
-                raise ProviderTimedOut(f"timed out {what}") from exc
-            seen_content = seen_content or isinstance(event, TextDelta | ToolCall)
+                raise ProviderTimedOut(f"timed out {progress.what(time.perf_counter())}") from exc
+            progress.saw(event, time.perf_counter())
             yield event
     finally:
         await events.aclose()

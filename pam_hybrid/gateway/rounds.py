@@ -1,7 +1,8 @@
 """One round of an answer: a single model call, streamed, with the tool calls it asks for started at once.
 
 The round turns provider events into the chunks the client sees (`token`, `tool_call`) and keeps what the
-next round needs: the text, the calls with their running tasks, the usage and the stop reason.
+next round needs: the text, the calls with their running tasks, the usage and the stop reason; `record` says what
+the call cost, however it ended (reported by the provider, or estimated from what was sent and received).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pam_hybrid.conf import PamSettings
@@ -21,14 +24,16 @@ from pam_hybrid.domain.chunks import (
     Finish,
     StreamChunk,
     TextDelta,
+    Thinking,
     ToolCall,
     ToolResult,
     Usage,
 )
-from pam_hybrid.domain.context import estimate_tokens
-from pam_hybrid.domain.pricing import cost_usd
+from pam_hybrid.domain.exceptions import CircuitOpen, ProviderError, ProviderTimedOut
 from pam_hybrid.gateway.deadlines import with_deadlines
+from pam_hybrid.pricing import call_cost
 from pam_hybrid.providers.base import ModelRequest, Provider
+from pam_hybrid.providers.tokens import estimate_input_tokens, estimate_output_tokens
 from pam_hybrid.tools.base import ToolContext
 from pam_hybrid.tools.runner import run_tool_call
 
@@ -51,8 +56,13 @@ class ModelRound:
     calls: list[ToolCall] = field(default_factory=list)
     tasks: list[asyncio.Task[ToolResult]] = field(default_factory=list)
     on_accepted: Callable[[], object] | None = None
+    round_number: int = 0
     usage: Usage | None = None
     finish: Finish | None = None
+    accepted: bool = False
+    thinking: list[str] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.perf_counter)
 
     @property
     def wants_tools(self) -> bool:
@@ -78,8 +88,12 @@ class ModelRound:
                 self.usage = event
             elif isinstance(event, Finish):
                 self.finish = event
-            elif isinstance(event, Accepted) and self.on_accepted is not None:
-                self.on_accepted()
+            elif isinstance(event, Thinking):
+                self.thinking.append(event.text)
+            elif isinstance(event, Accepted):
+                self.accepted = True
+                if self.on_accepted is not None:
+                    self.on_accepted()
 
     async def tool_results(self, answer: Answer) -> AsyncGenerator[StreamChunk, None]:
         """A `tool_result` chunk for each call as it finishes (they run concurrently)."""
@@ -106,16 +120,64 @@ class ModelRound:
         for task in self.tasks:
             task.cancel()
 
-    def record(self) -> ModelCall:
-        """This call's usage and cost; estimated when the stream ended before the provider reported usage."""
-        usage = self.usage or Usage(
-            input_tokens=sum(estimate_tokens(t.content) + sum(estimate_tokens(r.content) for r in t.tool_results)
-                             for t in self.request.turns),
-            output_tokens=estimate_tokens("".join(self.parts) + "".join(c.arguments_json for c in self.calls)),
-            estimated=True,
-        )
+    def record(self, ended: str, error: str = "") -> ModelCall:
+        """This call as it ended: its usage and cost, reported by the provider, else estimated (never $0 for a call
+        the provider may bill), or free when the provider refused it (see `_billable`)."""
+        refused = self.usage is None and not self.accepted and not _billable(ended)
+        usage = Usage() if refused else self._usage()
         return ModelCall(
             provider=self.provider.name, model=self.request.model, usage=usage,
-            cost_usd=cost_usd(self.request.model, usage),
-            finish_reason=self.finish.reason if self.finish else "",
+            cost_usd=Decimal(0) if refused else call_cost(self.request.model, usage, self.started_at),
+            finish_reason=self.finish.reason if self.finish else "", ended=ended, accepted=self.accepted,
+            refused=refused, round=self.round_number, error=error[:300], started_at=self.started_at,
+            duration_ms=round((time.perf_counter() - self.started) * 1000, 1),
         )
+
+    def _usage(self) -> Usage:
+        """The provider's final report; else its partial one (message_start: the input is the provider's) with the
+        output estimated from what was received, or everything estimated from what was sent and received."""
+        if self.usage is not None and not self.usage.partial:
+            return self.usage
+        output = estimate_output_tokens(self.provider.name, self.request.model, "".join(self.parts), self.calls,
+                                        "".join(self.thinking))
+        if self.usage is not None:
+            return replace(self.usage, output_tokens=max(self.usage.output_tokens, output), estimated=True,
+                           partial=False)
+        return Usage(input_tokens=estimate_input_tokens(self.provider.name, self.request.model, self.request),
+                     output_tokens=output, estimated=True)
+
+    def ended_by(self, error: ProviderError | None) -> str:
+        """Why this call ended: its stop reason, or the error (or its absence: a stream cut without one)."""
+        if error is None:
+            return _finish_kind(self.finish)
+        if isinstance(error, ProviderTimedOut):
+            if self.parts or self.calls:
+                return "timeout"
+            return "thinking_timeout" if self.thinking else "first_token_timeout"
+        return "error" if self.accepted else "refused"
+
+
+LENGTH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+
+
+def _finish_kind(finish: Finish | None) -> str:
+    if finish is None:
+        return "interrupted"
+    if finish.complete:
+        return "complete"
+    if finish.tool_use:
+        return "tool_use"
+    return "length" if finish.reason in LENGTH_REASONS else "stopped"
+
+
+def _billable(ended: str) -> bool:
+    """Whether a call the provider never accepted may still be billed: one we abandoned while it may have been
+    working on the request (a timeout or a stop while waiting for its response). An error status or a failed
+    connection is the provider refusing it: free."""
+    return ended in ("first_token_timeout", "thinking_timeout", "timeout", "cancelled")
+
+
+def circuit_open_call(provider: str, model: str, error: CircuitOpen, round_number: int) -> ModelCall:
+    """The call an open breaker refused: nothing was sent, nothing is owed."""
+    return ModelCall(provider=provider, model=model, cost_usd=Decimal(0), ended="circuit_open", accepted=False,
+                     refused=True, round=round_number, error=str(error)[:300])

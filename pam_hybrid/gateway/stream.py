@@ -29,22 +29,21 @@ from pam_hybrid.domain.answer import Answer
 from pam_hybrid.domain.chunks import ChatTurn, StreamChunk
 from pam_hybrid.domain.context import fit_to_budget
 from pam_hybrid.domain.exceptions import MessageNotFound, PamError, ProviderError, StreamInterrupted
-from pam_hybrid.domain.routes import RouteChoice
+from pam_hybrid.domain.routes import Classification, RouteChoice
 from pam_hybrid.gateway.attempts import ResilientRound
-from pam_hybrid.gateway.classifier import classify
-from pam_hybrid.gateway.rounds import ModelRound
+from pam_hybrid.gateway.rounds import LENGTH_REASONS, ModelRound
 from pam_hybrid.gateway.routes import Target, fallback_target, resolve_route
 from pam_hybrid.observability.answer_log import answer_log
 from pam_hybrid.observability.metrics import answer_observe
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.registry import warm_providers
+from pam_hybrid.routing import classify, history_texts
 from pam_hybrid.tools.base import Tool, ToolContext
 from pam_hybrid.tools.registry import all_tools
 
 logger = logging.getLogger(__name__)
 
 _START_KEYS = frozenset({"conversation_id", "message_id", "route", "provider", "model", "classification_ms"})
-LENGTH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
 LENGTH_NOTE = "The answer was cut short by the length limit."
 
 
@@ -66,6 +65,8 @@ class ChatRequest:
     regenerate_of: uuid.UUID | None = None
     """The answer this one is a new version of: no new user message (`content` and `conversation_id` are read from
     the saved one)."""
+    prefer_simple: bool = False
+    """The user is near today's spend cap (runtime.limits.near_cap): `auto` takes the simple route."""
 
 
 def _ms_since(start: float) -> float:
@@ -84,9 +85,13 @@ def answer_metadata(answer: Answer) -> dict[str, Any]:
         "output_tokens": usage.output_tokens,
         "cached_input_tokens": usage.cached_input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
         "usage_estimated": usage.estimated,
         "model_calls": len(answer.calls),
         "cost_usd": None if answer.cost_usd is None else f"{answer.cost_usd:f}",  # never "0E-8"
+        "estimated_cost_usd": f"{answer.estimated_cost_usd:f}",
+        "unknown_cost_calls": answer.unknown_cost_calls,
         "classification_ms": answer.classification_ms,
         "ttft_ms": answer.ttft_ms,
         "total_ms": answer.total_ms,
@@ -100,6 +105,15 @@ def answer_metadata(answer: Answer) -> dict[str, Any]:
     if answer.finish_reason in LENGTH_REASONS:
         metadata["note"] = LENGTH_NOTE
     return metadata
+
+
+def _decision(classification: Classification) -> dict[str, Any]:
+    """The router's decision as the usage record keeps it (JSON)."""
+    return {
+        "route": classification.route, "score": round(classification.score, 4),
+        "threshold": classification.threshold, "model_version": classification.model_version,
+        "features": dict(classification.features),
+    }
 
 
 def _tool_specs() -> tuple[ToolSpec, ...]:
@@ -143,6 +157,12 @@ class AnswerStream:
         self.settings = pam_settings()
         self.started = time.perf_counter()
         self.classification_ms = 0.0
+        self.routing: dict[str, Any] = {}
+        """The router's decision for the message, made for a forced route too (kept with the answer's usage)."""
+        self.asked: tuple[str, ...] = ()
+        """What the router read: the earlier turns, then the message (kept with routing signals)."""
+        self.route_reason = "classifier"
+        """Why the route: "classifier" (auto), "user" (a route asked for) or "budget" (auto, near the spend cap)."""
         self.message_id = request.message_id
         self.content = request.content
         """The user's message: the request's, or for a regenerate the saved one it answers again."""
@@ -152,6 +172,7 @@ class AnswerStream:
         """The last chunk (`end` or `error`), set once the answer is saved; also after a cancellation."""
         self.saved: asyncio.Future[None] | None = None
         self._user_saved: asyncio.Future[None] | None = None
+        self._resilient: ResilientRound | None = None
         self._chars = 0
         self.cancel_reason = "cancelled"
         """The finish reason if the answer is cancelled: a user's stop, or "disconnected" when nobody resumed it."""
@@ -193,6 +214,7 @@ class AnswerStream:
     def _start_metadata(self, answer: Answer) -> dict[str, Any]:
         metadata = {key: value for key, value in answer_metadata(answer).items() if key in _START_KEYS}
         metadata["user_message_id"] = metadata["parent_id"] = str(answer.user_message_id)
+        metadata["route_reason"] = self.route_reason
         if self.request.edit_of is not None:
             metadata["edit_of"] = str(self.request.edit_of)
         if self.request.regenerate_of is not None:
@@ -221,19 +243,20 @@ class AnswerStream:
         for round_number in range(self.settings.max_tool_rounds + 1):
             tools_allowed = round_number < self.settings.max_tool_rounds
 
-            def make_round(chosen: Target, turns: tuple[ChatTurn, ...] = turns,
-                           tools_allowed: bool = tools_allowed) -> ModelRound:
+            def make_round(chosen: Target, turns: tuple[ChatTurn, ...] = turns, tools_allowed: bool = tools_allowed,
+                           round_number: int = round_number) -> ModelRound:
                 model_request = ModelRequest(
                     model=chosen.model, turns=turns, max_output_tokens=self.settings.max_output_tokens,
                     tools=tools, tools_allowed=tools_allowed,
                 )
-                return ModelRound(chosen.provider, model_request, context,
+                return ModelRound(chosen.provider, model_request, context, round_number=round_number,
                                   on_accepted=lambda: self._start_user_message_save(answer))
 
             # Another provider may take over only while nothing at all has been streamed.
             fallback = fallback_target(target, self.settings) if round_number == 0 else None
-            resilient = ResilientRound([target] if fallback is None else [target, fallback], make_round, breaker,
-                                       self.settings)
+            resilient = self._resilient = ResilientRound(
+                [target] if fallback is None else [target, fallback], make_round, breaker, self.settings, round_number
+            )
             try:
                 async for chunk in resilient.stream(answer, self.started):
                     yield chunk
@@ -243,9 +266,8 @@ class AnswerStream:
                     async for chunk in model_round.tool_results(answer):
                         yield chunk
             finally:
-                if resilient.model_round is not None:
+                if resilient.model_round is not None:  # its usage is in answer.calls already (ResilientRound)
                     resilient.model_round.cancel_tools()
-                    answer.calls.append(resilient.model_round.record())
                     answer.finish = resilient.model_round.finish
             if not model_round.wants_tools:
                 break
@@ -264,9 +286,16 @@ class AnswerStream:
             self.content = self.place.question.content
         history = self.place.turns if self.place is not None else []
         classify_started = time.perf_counter()
-        classification = classify(self.content)
+        read = history_texts(history)
+        classification = classify(self.content, read, self.settings.router_threshold)
         self.classification_ms = _ms_since(classify_started)
+        self.routing, self.asked = _decision(classification), (*read, self.content)
         route = classification.route if request.route == "auto" else request.route
+        if request.route != "auto":
+            self.route_reason = "user"
+        elif request.prefer_simple and route == "complex":
+            route, self.route_reason = "simple", "budget"
+        self.routing["reason"] = self.route_reason  # kept, so a reloaded conversation says why as the stream did
         turns = fit_to_budget(history, ChatTurn("user", self.content), self.settings.context_token_budget)
         target = resolve_route(route, self.settings, provider=request.provider, model=request.model)
         return target, turns
@@ -305,6 +334,10 @@ class AnswerStream:
             client_msg_id=request.client_msg_id,
             classification_ms=self.classification_ms,
             message_id=self.message_id,
+            route_requested=request.route,
+            routing=self.routing,
+            regenerate_of=request.regenerate_of,
+            asked=self.asked,
         )
 
     @property
@@ -337,6 +370,8 @@ class AnswerStream:
         token) streamed nothing: its last chunk goes out without waiting for the save (`saved`, which whoever runs
         the stream awaits before letting go of it)."""
         answer.total_ms = _ms_since(self.started)
+        if self._resilient is not None:
+            self._resilient.abandon(answer)
         metadata = answer_metadata(answer)
         if answer.outcome == "error":
             self.final = self._numbered(StreamChunk("error", answer.error, {**metadata, "code": "provider_error"}))

@@ -1,4 +1,5 @@
-"""The Prometheus metrics (prefix `pam_`) and what updates them: each saved answer, and answers starting and ending.
+"""The Prometheus metrics (prefix `pam_`) and what updates them: each saved answer (with its provider calls, the
+same values its call rows hold), and answers starting and ending.
 
 prometheus-client chooses its mode when it is imported, from its own environment variable PROMETHEUS_MULTIPROC_DIR:
 unset, the values live in this process; set, in memory-mapped files in that directory (one set per process) that a
@@ -32,12 +33,17 @@ ANSWER_SECONDS = Histogram(
     ["provider", "model", "outcome"], buckets=ANSWER_BUCKETS_S,
 )
 TOKENS = Counter(
-    "pam_tokens", "Tokens of every model call, as the provider reported them (estimated when it could not).",
+    "pam_tokens", "Tokens of every provider call (every attempt and tool round), as the provider reported them "
+    "(estimated when it could not); direction input (uncached), cache_read, cache_write or output.",
     ["provider", "model", "direction"],
 )
 COST_USD = Counter(
-    "pam_cost_usd", "Cost in USD of every model call whose model has a known price (the database keeps the exact "
-    "Decimal).", ["provider", "model"],
+    "pam_cost_usd", "Cost in USD of every provider call whose model has a known price, by how it is known "
+    "(reported, estimated, refused: 0); the database keeps the exact Decimal.", ["provider", "model", "basis"],
+)
+MODEL_CALLS = Counter(
+    "pam_model_calls", "Provider calls (every attempt and tool round), by how their cost is known (reported, "
+    "estimated, refused, unknown: no price) and why they ended.", ["provider", "model", "basis", "ended"],
 )
 FALLBACKS = Counter(
     "pam_fallbacks", "Answers another provider gave after the one first chosen failed.",
@@ -60,10 +66,14 @@ def answer_observe(answer: Answer) -> None:
     if answer.ttft_ms is not None:
         TTFT_SECONDS.labels(answer.provider, answer.model).observe(answer.ttft_ms / SECONDS_PER_MS)
     for call in answer.calls:
-        TOKENS.labels(call.provider, call.model, "input").inc(call.usage.input_tokens)
-        TOKENS.labels(call.provider, call.model, "output").inc(call.usage.output_tokens)
+        usage = call.usage
+        MODEL_CALLS.labels(call.provider, call.model, call.basis, call.ended).inc()
+        for direction, tokens in (("input", usage.uncached_input_tokens), ("cache_read", usage.cached_input_tokens),
+                                  ("cache_write", usage.cache_creation_input_tokens), ("output", usage.output_tokens)):
+            if tokens:
+                TOKENS.labels(call.provider, call.model, direction).inc(tokens)
         if call.cost_usd is not None:
-            COST_USD.labels(call.provider, call.model).inc(float(call.cost_usd))
+            COST_USD.labels(call.provider, call.model, call.basis).inc(float(call.cost_usd))
     if answer.fallback_from:
         FALLBACKS.labels(answer.fallback_from, answer.provider).inc()
     for attempt in answer.attempts:

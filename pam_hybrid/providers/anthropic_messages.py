@@ -1,39 +1,36 @@
 """Anthropic Messages API, streamed.
 
-Input tokens arrive in `message_start`; `message_delta.usage.output_tokens` is cumulative and replaces
-the earlier count. `ping`, thinking and unknown events are ignored, so pings never count as progress.
+The SDK makes the request (auth, base URL, status errors); the stream's events are read as plain JSON (see
+pam_hybrid.providers.sse), with the SDK's own rules: an event with no name is skipped, an `error` event (which
+arrives with HTTP 200) raises the SDK's generic `APIStatusError`, an event is what its data's `type` says.
+Usage is read as the official SDK accumulates it: input and cache counts arrive in `message_start` (passed on at
+once as a partial `Usage`, so a stream that breaks later keeps the provider's input count); `message_delta`'s
+counts are cumulative and replace earlier ones when present (never added), and its `Usage` is the final one.
+Thinking pieces (`thinking_delta`, `signature_delta`, a `redacted_thinking` block) become `Thinking` events,
+never text. `ping` and unknown events are ignored, so pings never count as progress.
 A tool call is a `tool_use` block whose input streams as `input_json_delta` pieces; it is released at its
 `content_block_stop`, so a block cut by `max_tokens` (which never stops) never runs.
+Prompt caching (see `anthropic_cache`) marks the stable prefix of the request when the settings ask for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anthropic
 import httpx2
-from anthropic.types import (
-    InputJSONDelta,
-    MessageParam,
-    RawContentBlockDeltaEvent,
-    RawContentBlockStartEvent,
-    RawContentBlockStopEvent,
-    RawMessageDeltaEvent,
-    RawMessageStartEvent,
-    RawMessageStopEvent,
-    ToolParam,
-    ToolUseBlock,
-)
-from anthropic.types import TextDelta as SDKTextDelta
+from anthropic.types import MessageParam, ToolParam
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.domain.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, ToolCall, Usage
+from pam_hybrid.domain.chunks import Accepted, ChatTurn, Finish, ProviderEvent, TextDelta, Thinking, ToolCall, Usage
 from pam_hybrid.process import cached_client
+from pam_hybrid.providers.anthropic_cache import mark_cache_breakpoints
 from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.errors import translate
+from pam_hybrid.providers.sse import sse_events
 
 COMPLETE_REASONS = frozenset({"end_turn", "stop_sequence", "refusal"})
 TOOL_REASONS = frozenset({"tool_use"})
@@ -101,27 +98,40 @@ def _tools(specs: tuple[ToolSpec, ...]) -> list[ToolParam]:
     return [{"name": s.name, "description": s.description, "input_schema": s.parameters} for s in specs]
 
 
+def _field(value: Any, name: str) -> Any:
+    """A field of a JSON object; None when the value is not an object."""
+    return value.get(name) if isinstance(value, dict) else None
+
+
 class _UsageTally:
-    """Usage across one stream: input from message_start, cumulative output from message_delta."""
+    """Usage across one stream, as the SDK accumulates it: `message_start` sets every count; `message_delta`'s
+    counts are cumulative totals that replace those present, and leave the others as they were."""
 
     def __init__(self) -> None:
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_read = 0
-        self.cache_creation = 0
+        self.counts = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0,
+                       "cache_creation_input_tokens": 0, "ephemeral_1h_input_tokens": 0, "thinking_tokens": 0}
 
-    def start(self, usage: Any) -> None:
-        self.input_tokens = usage.input_tokens or 0
-        self.output_tokens = usage.output_tokens or 0
-        self.cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
-        self.cache_creation = getattr(usage, "cache_creation_input_tokens", None) or 0
+    def take(self, usage: Any) -> None:
+        for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+            value = _field(usage, name)
+            if isinstance(value, int):
+                self.counts[name] = value
+        split = _field(usage, "cache_creation")
+        one_hour = _field(split, "ephemeral_1h_input_tokens") if split is not None else None
+        if isinstance(one_hour, int):
+            self.counts["ephemeral_1h_input_tokens"] = one_hour
+        details = _field(usage, "output_tokens_details")
+        thinking = _field(details, "thinking_tokens") if details is not None else None
+        if isinstance(thinking, int):
+            self.counts["thinking_tokens"] = thinking
 
-    def delta(self, usage: Any) -> Usage:
-        self.output_tokens = usage.output_tokens or self.output_tokens
-        if getattr(usage, "input_tokens", None):
-            self.input_tokens = usage.input_tokens
-        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-                     cached_input_tokens=self.cache_read, cache_creation_input_tokens=self.cache_creation)
+    def usage(self, *, partial: bool) -> Usage:
+        c = self.counts
+        return Usage(input_tokens=c["input_tokens"], output_tokens=c["output_tokens"],
+                     cached_input_tokens=c["cache_read_input_tokens"],
+                     cache_creation_input_tokens=c["cache_creation_input_tokens"],
+                     cache_write_1h_tokens=min(c["ephemeral_1h_input_tokens"], c["cache_creation_input_tokens"]),
+                     reasoning_tokens=c["thinking_tokens"], partial=partial)
 
 
 class _ToolBlocks:
@@ -130,8 +140,8 @@ class _ToolBlocks:
     def __init__(self) -> None:
         self.blocks: dict[int, tuple[str, str, list[str]]] = {}
 
-    def start(self, index: int, block: ToolUseBlock) -> None:
-        self.blocks[index] = (block.id, block.name, [])
+    def start(self, index: int, block: dict[str, Any]) -> None:
+        self.blocks[index] = (str(block.get("id") or ""), str(block.get("name") or ""), [])
 
     def add(self, index: int, partial_json: str) -> None:
         if index in self.blocks:
@@ -155,51 +165,85 @@ class AnthropicProvider:
 
     async def stream(self, request: ModelRequest, settings: PamSettings) -> AsyncGenerator[ProviderEvent, None]:
         extra: dict[str, Any] = {}
-        if request.system:
-            extra["system"] = request.system
-        if request.tools:
-            extra["tools"] = _tools(request.tools)
+        system: list[dict[str, Any]] = [{"type": "text", "text": request.system}] if request.system else []
+        tools: list[dict[str, Any]] = [dict(tool) for tool in _tools(request.tools)]
+        messages = alternating_turns(request.turns)
+        if settings.anthropic_prompt_cache:
+            messages = mark_cache_breakpoints(system, tools, messages, settings.anthropic_cache_ttl)
+        if system:
+            extra["system"] = system
+        if tools:
+            extra["tools"] = tools
             extra["tool_choice"] = {"type": "auto" if request.tools_allowed else "none"}
         try:
-            stream = await _client(settings).messages.create(
+            async with _client(settings).messages.with_streaming_response.create(
                 model=request.model,
-                messages=alternating_turns(request.turns),
+                messages=messages,
                 max_tokens=request.max_output_tokens,
                 stream=True,
                 **extra,
-            )
-            yield Accepted()
-            async with stream:
-                async for event in self._events(stream):
+            ) as response:
+                yield Accepted()
+                async for event in self._events(response.iter_bytes(), response.http_response):
                     yield event
         except (anthropic.APIError, httpx2.TransportError, ValueError) as exc:
-            # Mid-stream, the SDK lets the HTTP client's own read errors and timeouts through unwrapped, and a
-            # malformed event's JSON error as a bare JSONDecodeError (a ValueError).
+            # A malformed event is a JSONDecodeError (a ValueError); a broken body raises the HTTP client's own errors.
             raise translate(self.name, exc, timeout_types=(anthropic.APITimeoutError, httpx2.TimeoutException),
                             connection_types=(anthropic.APIConnectionError, httpx2.TransportError)) from exc
 
     @staticmethod
-    async def _events(stream: Any) -> AsyncGenerator[ProviderEvent, None]:
+    async def _events(body: AsyncIterator[bytes], response: httpx2.Response) -> AsyncGenerator[ProviderEvent, None]:
         tally = _UsageTally()
         tools = _ToolBlocks()
         stop_reason: str | None = None
-        async for event in stream:
-            if isinstance(event, RawMessageStartEvent):
-                tally.start(event.message.usage)
-            elif isinstance(event, RawContentBlockStartEvent) and isinstance(event.content_block, ToolUseBlock):
-                tools.start(event.index, event.content_block)
-            elif isinstance(event, RawContentBlockDeltaEvent):
-                if isinstance(event.delta, SDKTextDelta):
-                    yield TextDelta(event.delta.text)
-                elif isinstance(event.delta, InputJSONDelta):
-                    tools.add(event.index, event.delta.partial_json)
-            elif isinstance(event, RawContentBlockStopEvent):
-                call = tools.stop(event.index)
+        async for name, data in sse_events(body):
+            if not name or name == "ping":
+                continue
+            if name == "error":
+                raise _in_band_error(data, response)
+            event = json.loads(data)
+            if not isinstance(event, dict):
+                raise ValueError(f"a stream event that is not an object: {type(event).__name__}")
+            kind = event.get("type")
+            if kind == "content_block_delta":
+                delta = event.get("delta") or {}
+                delta_kind = delta.get("type")
+                if delta_kind == "text_delta":
+                    yield TextDelta(str(delta.get("text") or ""))
+                elif delta_kind == "input_json_delta":
+                    tools.add(event.get("index", 0), str(delta.get("partial_json") or ""))
+                elif delta_kind == "thinking_delta":
+                    yield Thinking(str(delta.get("thinking") or ""))
+                elif delta_kind == "signature_delta":
+                    yield Thinking()
+            elif kind == "message_start":
+                tally.take(_field(event.get("message"), "usage"))
+                yield tally.usage(partial=True)
+            elif kind == "content_block_start":
+                block = event.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    tools.start(event.get("index", 0), block)
+                elif block.get("type") == "redacted_thinking":
+                    yield Thinking()
+            elif kind == "content_block_stop":
+                call = tools.stop(event.get("index", 0))
                 if call is not None:
                     yield call
-            elif isinstance(event, RawMessageDeltaEvent):
-                stop_reason = event.delta.stop_reason
-                yield tally.delta(event.usage)
-            elif isinstance(event, RawMessageStopEvent) and stop_reason:
+            elif kind == "message_delta":
+                stop_reason = _field(event.get("delta"), "stop_reason")
+                tally.take(event.get("usage"))
+                yield tally.usage(partial=False)
+            elif kind == "message_stop" and stop_reason:
                 yield Finish(reason=stop_reason, complete=stop_reason in COMPLETE_REASONS,
                              tool_use=stop_reason in TOOL_REASONS)
+
+
+def _in_band_error(data: str, response: httpx2.Response) -> anthropic.APIStatusError:
+    """What the SDK raises for an `error` event: its generic status error, with the response's status (200)."""
+    body: Any = data
+    try:
+        body = json.loads(data)
+        message = f"{body}"
+    except ValueError:
+        message = data or f"Error code: {response.status_code}"
+    return anthropic.APIStatusError(message, response=response, body=body)

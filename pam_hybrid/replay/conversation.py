@@ -19,12 +19,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from pam_hybrid.conf import PamSettings
 from pam_hybrid.conversations import services
 from pam_hybrid.domain.routes import RouteChoice
-from pam_hybrid.gateway.classifier import classify
 from pam_hybrid.gateway.routes import Target, resolve_route
 from pam_hybrid.gateway.stream import AnswerStream, ChatRequest
 from pam_hybrid.models import Conversation, Message
 from pam_hybrid.replay import selectors as replay_selectors
 from pam_hybrid.replay.selectors import SavedAnswer
+from pam_hybrid.routing import HISTORY_TURNS, classify
 
 NOT_SAVED = "The answer was not saved."
 
@@ -105,9 +105,11 @@ def replay_plan(*, original: Conversation, options: ReplayOptions, settings: Pam
     and model). Reads only; raises TargetUnavailable, before anything is sent, for a forced provider that cannot
     answer."""
     turns: list[TurnReplay] = []
+    history: list[str] = []
     for number, turn in enumerate(replay_selectors.conversation_user_turns(conversation=original), start=1):
         content = turn.question.content
-        classification = classify(content)
+        classification = classify(content, history[-HISTORY_TURNS:], settings.router_threshold)
+        history.extend((content, turn.answer.message.content if turn.answer is not None else ""))
         route = classification.route if options.route == "auto" else options.route
         target = resolve_route(route, settings, provider=options.provider, model=options.model)
         turns.append(TurnReplay(

@@ -1,8 +1,10 @@
 """Per-user bounds on what a user can spend: answers at once, messages per window, and money per UTC day.
 
 Shared by every server process through Redis when REDIS_URL is set (one Lua script, one round trip per message,
-Redis's clock), kept in process otherwise. The day's spend is read from the usage records once per user and day,
+Redis's clock), kept in process otherwise. The day's spend is read from the provider-call rows once per user and day,
 then kept up to date as answers are saved; an answer already running may take a user past the cap by its own cost.
+The spend counts estimated costs as they are, and a call whose model has no price at the highest known rates
+(`spend_of`): never as nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,8 +22,11 @@ from django.db.models import Sum
 from redis.exceptions import RedisError
 
 from pam_hybrid.conf import PamSettings
-from pam_hybrid.domain.chunks import StreamChunk
-from pam_hybrid.models import UsageRecord
+from pam_hybrid.domain.answer import Answer
+from pam_hybrid.domain.chunks import StreamChunk, Usage
+from pam_hybrid.domain.pricing import Price, Rates, cost_of
+from pam_hybrid.models import ModelCallRecord
+from pam_hybrid.pricing import overrides_by_model, shipped_prices
 from pam_hybrid.process import process_state
 from pam_hybrid.redis_client import redis_client, redis_key
 
@@ -40,6 +45,21 @@ class Refusal:
             "code": self.code, "retry_after_s": round(self.retry_after_s, 1),
             "resets_at": resets_at.isoformat().replace("+00:00", "Z"),
         })
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The message may run. `spent_usd`: the user's spend today as the cap counts it, read by the same check (None:
+    not known, with no cap or while Redis is out)."""
+
+    spent_usd: Decimal | None
+
+
+def near_cap(spent_usd: Decimal | None, s: PamSettings) -> bool:
+    """Whether the user has spent the share of today's cap (PAM_BUDGET_ROUTING_AT) from which `auto` takes the simple
+    route; never without a cap, with the share 0, or when the spend is not known."""
+    cap, share = Decimal(s.daily_spend_cap_usd), Decimal(str(s.budget_routing_at))
+    return spent_usd is not None and cap > 0 and share > 0 and spent_usd >= cap * share
 
 
 def _day_start(now: float) -> float:
@@ -69,14 +89,47 @@ def _spend_cap(cap: Decimal, retry_after_s: float) -> Refusal:
                    f"in {_seconds_text(retry_after_s)}.", retry_after_s)
 
 
+def ceiling_price() -> Price:
+    """The price the spend cap counts a call of an unpriced model at: each rate the highest of any known price
+    (shipped or overridden, any period, long-context tiers included)."""
+    prices = [price for table in (shipped_prices(), overrides_by_model()) for rows in table.values() for price in rows]
+    rates = [price.rates for price in prices] + [p.long_context.rates for p in prices if p.long_context is not None]
+    return Price("ceiling", Rates(*(max(getattr(r, f.name) for r in rates) for f in fields(Rates))))
+
+
+def spend_of(answer: Answer | None) -> Decimal:
+    """What an answer counts against the cap: its calls' costs, estimated ones included, and a call of a model
+    with no price at `ceiling_price`."""
+    spent = Decimal(0)
+    for call in answer.calls if answer is not None else ():
+        spent += call.cost_usd if call.cost_usd is not None else cost_of(ceiling_price(), call.usage)
+    return spent
+
+
+_TOKEN_SUMS = {f"n_{name}": Sum(name) for name in (
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+)}
+
+
 @database_sync_to_async
 def _spent_since(user_id: object, since: float) -> Decimal:
     # A replay (replay_conversation) is staff's spending in the owner's name: it does not count against the owner.
-    total = UsageRecord.objects.filter(
-        user_id=str(user_id), created_at__gte=datetime.fromtimestamp(since, UTC),
-        message__conversation__replay_of__isnull=True,
-    ).aggregate(total=Sum("cost_usd"))["total"]
-    return total or Decimal(0)
+    calls = ModelCallRecord.objects.filter(
+        usage_record__user_id=str(user_id), usage_record__created_at__gte=datetime.fromtimestamp(since, UTC),
+        usage_record__message__conversation__replay_of__isnull=True,
+    )
+    known = calls.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+    unknown = calls.filter(cost_usd__isnull=True).aggregate(**_TOKEN_SUMS)
+    if unknown["n_input_tokens"] is None:
+        return known
+    sums = {key: value or 0 for key, value in unknown.items()}
+    usage = Usage(
+        input_tokens=sums["n_input_tokens"], output_tokens=sums["n_output_tokens"],
+        cached_input_tokens=sums["n_cache_read_tokens"],
+        cache_creation_input_tokens=sums["n_cache_write_5m_tokens"] + sums["n_cache_write_1h_tokens"],
+        cache_write_1h_tokens=sums["n_cache_write_1h_tokens"],
+    )
+    return known + cost_of(ceiling_price(), usage)
 
 
 # --- in process -------------------------------------------------------------------------------------------------
@@ -98,7 +151,7 @@ def _book(user_id: object) -> _UserBook:
     return process_state().part(_Books).setdefault(str(user_id), _UserBook())
 
 
-async def _admit_in_process(user_id: object, answer_id: uuid.UUID, s: PamSettings, now: float) -> Refusal | None:
+async def _admit_in_process(user_id: object, answer_id: uuid.UUID, s: PamSettings, now: float) -> Refusal | Admitted:
     book = _book(user_id)
     day = _day_start(now)
     if book.spent is None or book.spend_day != day:
@@ -118,7 +171,7 @@ async def _admit_in_process(user_id: object, answer_id: uuid.UUID, s: PamSetting
         return _rate_limited(s.rate_limit_messages, window_s, book.messages[0] + window_s - now)
     book.messages.append(now)
     book.answers[str(answer_id)] = now + _answer_lease_s(s)
-    return None
+    return Admitted(book.spent)
 
 
 def _answer_lease_s(s: PamSettings) -> float:
@@ -128,32 +181,41 @@ def _answer_lease_s(s: PamSettings) -> float:
 
 # --- in Redis -------------------------------------------------------------------------------------------------
 
-# KEYS: answers (zset: answer id → lease expiry), messages (zset: message id → time), spend (string, USD)
-# ARGV: answer id, max answers, lease s, rate limit, window s, cap (0: none)
-# Returns {status, retry_after}: status 0 admitted, 1 too many answers, 2 rate limited, 3 spend cap, 4 spend unknown
-_ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local cap = tonumber(ARGV[6])
-if cap > 0 then
-  local spent = redis.call('GET', KEYS[3])
-  if not spent then return {4, '0'} end
-  if tonumber(spent) >= cap then return {3, '0'} end
+# LK: answers (zset: answer id → lease expiry), messages (zset: message id → time), spend (string, USD)
+# LA: answer id, max answers, lease s, rate limit, window s, cap (0: none)
+# Returns {status, retry_after, spent}: status 0 admitted, 1 too many answers, 2 rate limited, 3 spend cap, 4 spend
+# unknown; spent: the day's spend ('' without a cap). A function of its keys and arguments, so that the admission's
+# one script (pam_hybrid.runtime.preflight) runs it too.
+ADMIT_FUNCTION = """
+local function limits_admit(LK, LA)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+  local cap = tonumber(LA[6])
+  local spent = ''
+  if cap > 0 then
+    spent = redis.call('GET', LK[3])
+    if not spent then return {4, '0'} end
+    if tonumber(spent) >= cap then return {3, '0'} end
+  end
+  redis.call('ZREMRANGEBYSCORE', LK[1], '-inf', now)
+  if redis.call('ZCARD', LK[1]) >= tonumber(LA[2]) then return {1, '1'} end
+  local window = tonumber(LA[5])
+  redis.call('ZREMRANGEBYSCORE', LK[2], '-inf', now - window)
+  if redis.call('ZCARD', LK[2]) >= tonumber(LA[4]) then
+    local oldest = redis.call('ZRANGE', LK[2], 0, 0, 'WITHSCORES')
+    return {2, tostring(tonumber(oldest[2]) + window - now)}
+  end
+  redis.call('ZADD', LK[2], now, LA[1])
+  redis.call('EXPIRE', LK[2], math.ceil(window) + 1)
+  redis.call('ZADD', LK[1], now + tonumber(LA[3]), LA[1])
+  redis.call('EXPIRE', LK[1], math.ceil(tonumber(LA[3])) + 1)
+  return {0, '0', spent}
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {1, '1'} end
-local window = tonumber(ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {2, tostring(tonumber(oldest[2]) + window - now)}
-end
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('EXPIRE', KEYS[2], math.ceil(window) + 1)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])) + 1)
-return {0, '0'}
 """
+_ADMIT = ADMIT_FUNCTION + "return limits_admit(KEYS, ARGV)"
+
+SPEND_UNKNOWN = 4
+"""The status of a check that found no spend for the day in Redis: `spend_load` it, then check again."""
 
 
 def _keys(user_id: object, day: float) -> list[str]:
@@ -161,47 +223,75 @@ def _keys(user_id: object, day: float) -> list[str]:
     return [f"{prefix}answers", f"{prefix}messages", f"{prefix}spend:{datetime.fromtimestamp(day, UTC):%Y-%m-%d}"]
 
 
-async def _admit_in_redis(client: Any, user_id: object, answer_id: uuid.UUID, s: PamSettings,
-                          now: float) -> Refusal | None:
-    day = _day_start(now)
-    keys = _keys(user_id, day)
-    window_s = s.rate_limit_window_ms / 1000
-    args = [str(answer_id), s.max_concurrent_answers, _answer_lease_s(s), s.rate_limit_messages, window_s,
-            s.daily_spend_cap_usd]
-    for _ in range(2):
-        status, retry_after = await client.register_script(_ADMIT)(keys=keys, args=args)
-        status, retry_after_s = int(status), float(retry_after)
-        if status == 4:  # the day's spend is not in Redis yet: read it from the usage records once
-            spent = await _spent_since(user_id, day)
-            await client.set(keys[2], str(spent), nx=True, ex=2 * 86400)
-            continue
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One admission check in Redis: its script's keys and arguments, and how to read its reply."""
+
+    user_id: object
+    settings: PamSettings
+    now: float
+    keys: list[str]
+    args: list[Any]
+
+    def outcome(self, status: int, retry_after_s: float, spent: bytes | str | None) -> Refusal | Admitted:
+        """What a reply other than SPEND_UNKNOWN means."""
+        s = self.settings
         if status == 1:
             return _too_many(s.max_concurrent_answers, retry_after_s)
         if status == 2:
-            return _rate_limited(s.rate_limit_messages, window_s, retry_after_s)
+            return _rate_limited(s.rate_limit_messages, s.rate_limit_window_ms / 1000, retry_after_s)
         if status == 3:
-            return _spend_cap(Decimal(s.daily_spend_cap_usd), day + 86400 - now)
-        return None
-    return None
+            return _spend_cap(Decimal(s.daily_spend_cap_usd), _day_start(self.now) + 86400 - self.now)
+        return Admitted(None if spent is None else _decimal(spent))
+
+    async def spend_load(self, client: Any) -> None:
+        """Read the day's spend from the usage records into Redis (once per user and day, unless it is there)."""
+        spent = await _spent_since(self.user_id, _day_start(self.now))
+        await client.set(self.keys[2], str(spent), nx=True, ex=2 * 86400)
+
+
+def check(user_id: object, answer_id: uuid.UUID, s: PamSettings) -> Check:
+    """The Redis check that takes a place for `answer_id` (ADMIT_FUNCTION's keys and arguments)."""
+    now = time.time()
+    args = [str(answer_id), s.max_concurrent_answers, _answer_lease_s(s), s.rate_limit_messages,
+            s.rate_limit_window_ms / 1000, s.daily_spend_cap_usd]
+    return Check(user_id, s, now, _keys(user_id, _day_start(now)), args)
+
+
+async def _admit_in_redis(client: Any, user_id: object, answer_id: uuid.UUID, s: PamSettings) -> Refusal | Admitted:
+    checking = check(user_id, answer_id, s)
+    for _ in range(2):
+        status, retry_after, *spent = await client.register_script(_ADMIT)(keys=checking.keys, args=checking.args)
+        if int(status) == SPEND_UNKNOWN:
+            await checking.spend_load(client)
+            continue
+        return checking.outcome(int(status), float(retry_after), spent[0] if spent else None)
+    return Admitted(None)
+
+
+def _decimal(raw: bytes | str) -> Decimal | None:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return Decimal(text) if text else None
 
 
 # --- the interface --------------------------------------------------------------------------------------------
 
 
-async def admit(user_id: object, answer_id: uuid.UUID, s: PamSettings) -> Refusal | None:
-    """Take a place for a new answer, or say which limit refuses it. A Redis outage lets the message through."""
-    now = time.time()
+async def admit(user_id: object, answer_id: uuid.UUID, s: PamSettings) -> Refusal | Admitted:
+    """Take a place for a new answer (with the day's spend it was checked against), or say which limit refuses it.
+    A Redis outage lets the message through."""
     client = redis_client()
     if client is None:
-        return await _admit_in_process(user_id, answer_id, s, now)
+        return await _admit_in_process(user_id, answer_id, s, time.time())
     try:
-        return await _admit_in_redis(client, user_id, answer_id, s, now)
+        return await _admit_in_redis(client, user_id, answer_id, s)
     except RedisError:
-        return None
+        return Admitted(None)
 
 
 async def release(user_id: object, answer_id: uuid.UUID, cost_usd: Decimal | None) -> None:
-    """The answer has ended: free its place and add its cost to the day's spend."""
+    """The answer has ended: free its place and add what it counts against the cap (`spend_of`) to the day's
+    spend."""
     now = time.time()
     client = redis_client()
     if client is None:
@@ -210,17 +300,25 @@ async def release(user_id: object, answer_id: uuid.UUID, cost_usd: Decimal | Non
         if cost_usd and book.spent is not None and book.spend_day == _day_start(now):
             book.spent += cost_usd
         return
-    answers, _, spend = _keys(user_id, _day_start(now))
     try:
-        await client.register_script(_RELEASE)(keys=[answers, spend], args=[str(answer_id), str(cost_usd or 0)])
+        await client.register_script(_RELEASE)(keys=release_keys(user_id), args=[str(answer_id), str(cost_usd or 0)])
     except RedisError:
         return
 
 
-# KEYS: answers (zset), spend (string, USD). ARGV: answer id, cost. One round trip for both.
+# LK: answers (zset), spend (string, USD). LA: answer id, cost. One round trip for both.
 # Only a day already read from the usage records is added to; a missing one is read afresh, this answer included.
-_RELEASE = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-if tonumber(ARGV[2]) > 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBYFLOAT', KEYS[2], ARGV[2]) end
-return 0
+RELEASE_FUNCTION = """
+local function limits_release(LK, LA)
+  redis.call('ZREM', LK[1], LA[1])
+  if tonumber(LA[2]) > 0 and redis.call('EXISTS', LK[2]) == 1 then redis.call('INCRBYFLOAT', LK[2], LA[2]) end
+  return 0
+end
 """
+_RELEASE = RELEASE_FUNCTION + "return limits_release(KEYS, ARGV)"
+
+
+def release_keys(user_id: object) -> list[str]:
+    """RELEASE_FUNCTION's keys for an answer ending now (its arguments: the answer id and `spend_of` it)."""
+    answers, _, spend = _keys(user_id, _day_start(time.time()))
+    return [answers, spend]

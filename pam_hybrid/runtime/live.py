@@ -46,6 +46,7 @@ class LiveAnswer:
         self._grace: asyncio.TimerHandle | None = None
         self._stopping = False
         self._finished = False
+        self._counted = True
         _registry()[self.message_id] = self
         self.task = asyncio.create_task(self._run(), name=f"answer-{self.message_id}")
         metrics.stream_opened()
@@ -90,8 +91,15 @@ class LiveAnswer:
         if hook is not None:
             await asyncio.shield(hook(self))
 
+    def _uncount(self) -> None:
+        """Leave `pam_active_streams` once: before the last chunk goes out, so no scrape made after a client has
+        read it still counts the answer, or when the task ends without one."""
+        if self._counted:
+            self._counted = False
+            metrics.stream_closed()
+
     def _forget(self) -> None:
-        metrics.stream_closed()
+        self._uncount()
         if self._grace is not None:
             self._grace.cancel()
         _registry(self.task.get_loop()).pop(self.message_id, None)
@@ -101,6 +109,8 @@ class LiveAnswer:
         text = chunk.frame_text()
         self.frames.append((chunk, text))
         self._finished = chunk.chunk_type in _FINAL
+        if self._finished:
+            self._uncount()
         seq = len(self.frames) - 1
         for seat in tuple(self._seats):
             if seat.next_seq == seq:

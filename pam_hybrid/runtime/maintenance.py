@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from channels.db import database_sync_to_async
 
+from pam_hybrid import pricing
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.conversations import services
 from pam_hybrid.process import process_state
@@ -49,6 +50,7 @@ async def tick() -> int:
     )
     if swept:
         logger.warning("marked %d answers left streaming by a stopped process as interrupted", swept)
+    await database_sync_to_async(pricing.refresh_overrides)()  # staff price changes reach this process
     return swept
 
 

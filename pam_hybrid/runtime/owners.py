@@ -1,5 +1,6 @@
 """Which server process runs each answer in flight: answer id → that process's channel, kept in Redis so that a
-socket on another process can follow it (pam_hybrid.runtime.relay). Unused, and empty, with a single process."""
+socket on another process can follow it (pam_hybrid.runtime.relay), and whether that process is still alive (a
+heartbeat of its own, much shorter than the answers' leases). Unused, and empty, with a single process."""
 
 from __future__ import annotations
 
@@ -94,3 +95,45 @@ async def owner_of(message_id: uuid.UUID) -> str | None:
     if raw is None:
         return None
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+HEARTBEAT_INTERVAL_S = 2.0
+HEARTBEAT_TTL_S = 10
+"""A process whose heartbeat is this old is dead: five missed beats, longer than any loop lag measured in the soak
+(seconds at 500 sockets on one busy process), and a third of the shortest answer lease."""
+
+
+def _alive_key(channel: str) -> str:
+    return redis_key(f"process:{channel}")
+
+
+async def beat(channel: str) -> None:
+    """Say that the process listening on `channel` is alive (every HEARTBEAT_INTERVAL_S, from its relay)."""
+    client = redis_client()
+    if client is not None:
+        try:
+            await client.set(_alive_key(channel), 1, ex=HEARTBEAT_TTL_S)
+        except RedisError:
+            logger.warning("owners: could not renew this process's heartbeat")
+
+
+async def alive(channel: str) -> bool:
+    """Whether the process listening on `channel` beat within HEARTBEAT_TTL_S (True when Redis cannot say)."""
+    client = redis_client()
+    if client is None:
+        return True
+    try:
+        return bool(await client.exists(_alive_key(channel)))
+    except RedisError:
+        return True
+
+
+_RETRACT_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+async def retract_dead(message_id: uuid.UUID, channel: str) -> None:
+    """Forget that the dead process on `channel` runs the answer, unless another process has announced it since."""
+    client = redis_client()
+    if client is not None:
+        with contextlib.suppress(RedisError):
+            await client.eval(_RETRACT_IF, 1, _key(message_id), channel)

@@ -7,6 +7,10 @@ frames after a given sequence number to the asking socket's channel, in batches.
 process and nothing here is used.
 
 Only followers from other processes pay the channel layer's cost; the owner's own sockets get frames directly.
+
+A process that is killed stops reading its channel and stops its heartbeat (pam_hybrid.runtime.owners): a follower
+whose owner cannot be sent to, or whose heartbeat has lapsed, takes the answer as its process left it (marked
+interrupted at once), instead of waiting for the answer's lease to run out.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pam_hybrid.domain.chunks import StreamChunk
 from pam_hybrid.process import process_state
 from pam_hybrid.runtime import live, owners
 from pam_hybrid.runtime.following import Followed, Follower, not_found_chunk
+from pam_hybrid.runtime.saved import interrupted_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,7 @@ class _Process:
         self.channel = ""
         self.followers: dict[tuple[str, str], _RemoteFollower] = {}
         self.task: asyncio.Task[None] | None = None
+        self.heart: asyncio.Task[None] | None = None
 
 
 async def ensure_listening() -> str | None:
@@ -53,11 +59,21 @@ async def ensure_listening() -> str | None:
         # The default prefix: channels-redis fetches every process-local channel from one list, and a channel with
         # its own prefix would have its reader block that list's readers (every consumer of the process) in turn.
         channel = await layer.new_channel()
+        if not process.channel:
+            await owners.beat(channel)  # alive before any answer names this channel as its owner
         process.channel = process.channel or channel
         owners.set_local_channel(process.channel)
     if process.task is None or process.task.done():
         process.task = state.loop.create_task(_listen(process), name="pam-relay")
+    if process.heart is None or process.heart.done():
+        process.heart = state.loop.create_task(_beat(process.channel), name="pam-heartbeat")
     return process.channel
+
+
+async def _beat(channel: str) -> None:
+    while True:
+        await owners.beat(channel)
+        await asyncio.sleep(owners.HEARTBEAT_INTERVAL_S)
 
 
 async def owner_of(message_id: uuid.UUID) -> str | None:
@@ -66,11 +82,24 @@ async def owner_of(message_id: uuid.UUID) -> str | None:
     return None if owner is None or owner == await ensure_listening() else owner
 
 
+async def stop_elsewhere(message_id: uuid.UUID, user_id: object) -> bool:
+    """Ask the other process running this answer to stop it (as the user's cancel); False if none runs it."""
+    owner = await owner_of(message_id)
+    if owner is None:
+        return False
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.send(owner, {"type": "answer.stop", "message_id": str(message_id), "user_id": str(user_id),
+                             "reply_to": ""})
+    return True
+
+
 class RemoteAnswer:
     """An answer running in another process, as followed by one socket here (a `Followed`).
 
     The owner sends its frames to the socket's channel (`reply_to`): the socket hands each such event to
     `receive`, or to `gone` when the answer had ended before the owner was asked; the saved answer then has the rest.
+    Meanwhile the owner's heartbeat is checked: an owner that died takes the answer with it, as it was last saved.
     """
 
     def __init__(self, owner: str, message_id: uuid.UUID, user_id: object, reply_to: str,
@@ -83,15 +112,42 @@ class RemoteAnswer:
         self.done = False
         self.follower: Follower | None = None
         self._saved = saved
+        self._watch: asyncio.Task[None] | None = None
 
     async def follow(self, follower: Follower, after_seq: int = -1) -> None:
         self.follower, self.last_seq = follower, after_seq
         if not await self._send("answer.follow", after_seq=after_seq):
-            await self.gone({"message_id": str(self.message_id)})  # its owner is not reading: what was saved
+            await self._owner_lost()
+        elif self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_owner())
+
+    async def _watch_owner(self) -> None:
+        while not self.done and self.follower is not None:
+            await asyncio.sleep(owners.HEARTBEAT_INTERVAL_S)
+            if not self.done and self.follower is not None and not await owners.alive(self.owner):
+                await self._owner_lost()
+
+    async def _owner_lost(self) -> None:
+        """Its process is gone (cannot be sent to, or its heartbeat lapsed): the rest is what it saved, marked
+        interrupted; an answer it never saved ends as interrupted too, with nothing."""
+        if self.follower is None or self.done:
+            return
+        self.done = True
+        logger.warning("relay: the process running answer %s is gone", self.message_id)
+        await owners.retract_dead(self.message_id, self.owner)
+        saved = await self._saved()
+        follower = self.follower
+        if follower is None:
+            return
+        if saved is None:
+            chunk = interrupted_chunk(self.message_id, partial=False)
+            await follower.deliver(chunk, chunk.frame_text())
+        else:
+            await saved.follow(follower, self.last_seq)
 
     async def receive(self, event: dict[str, Any]) -> None:
         """A batch of frames forwarded by the owner."""
-        if event["message_id"] != str(self.message_id) or self.follower is None:
+        if event["message_id"] != str(self.message_id) or self.follower is None or self.done:
             return
         for text in event["frames"]:
             await self.follower.deliver(StreamChunk.from_frame(json.loads(text)), text)
@@ -117,6 +173,8 @@ class RemoteAnswer:
         if not self.done:
             asyncio.get_running_loop().create_task(self._send("answer.unfollow"))
         self.follower = None
+        if self._watch is not None:
+            self._watch.cancel()
 
     async def _send(self, kind: str, **extra: Any) -> bool:
         """Send to the owner; False when that cannot be done: its channel is full (a process killed with answers

@@ -6,12 +6,13 @@ Why a handler of our own: under daphne, Twisted's SIGTERM handler stops the reac
 the consumers only. Answers stream from tasks that no consumer owns (runtime.live): they would vanish, unsaved.
 The handler is put in front of the server's lazily, from the first socket (`maintenance.ensure_running`), when
 the server's loop is running and its handler is in place to hand over to. A second SIGTERM cuts the wait short
-but still lets the stopped answers save.
+but still lets the stopped answers save. Once handed over, the process has `EXIT_WATCHDOG_S` to exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 import threading
@@ -37,6 +38,11 @@ TICK_S = 0.1
 just before the signal has started its answer when the drain first looks."""
 SAVE_WAIT_S = 5.0
 """Longest wait for the stopped answers' saves before the server is let go."""
+EXIT_WATCHDOG_S = 5.0
+"""How long the server may take to exit once handed the signal. Past it the process writes every thread's stack to
+stderr and exits with status 1 (faulthandler): daphne waits for every cancelled consumer to end, and one waiting on a
+thread stuck in a database call would otherwise keep a drained process alive until its supervisor's SIGKILL, with no
+word of why."""
 
 
 class Socket(Protocol):
@@ -131,6 +137,7 @@ def _hand_over(signum: int) -> None:
     handler = _process.server_handler
     assert handler is not None
     signal.signal(signal.SIGTERM, handler)
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
     handler(signum, None)
 
 

@@ -17,8 +17,9 @@ from pam_hybrid.usage.report import Dimension, UsageStats
 
 COST_PLACES = Decimal("0.00000001")
 METRIC_COLUMNS: tuple[str, ...] = (
-    "requests", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "ttft_median_ms", "ttft_p95_ms",
-    "error_rate", "fallback_rate",
+    "requests", "calls", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "cost_usd",
+    "estimated_cost_usd", "estimated_calls", "cost_unknown", "unknown_tokens", "refused_calls", "ttft_median_ms",
+    "ttft_p95_ms", "error_rate", "fallback_rate",
 )
 
 
@@ -37,9 +38,10 @@ def ms_value(value_ms: float | None) -> float | None:
 def metric_values(stats: UsageStats) -> list[Any]:
     """The metrics of METRIC_COLUMNS in order, typed for JSON (cost as a string, rates as floats)."""
     return [
-        stats.requests, stats.input_tokens, stats.output_tokens, cost_cell(stats.cost_usd), stats.cost_unknown,
-        ms_value(stats.ttft_median_ms), ms_value(stats.ttft_p95_ms), round(stats.error_rate, 4),
-        round(stats.fallback_rate, 4),
+        stats.requests, stats.calls, stats.input_tokens, stats.cache_read_tokens, stats.cache_write_tokens,
+        stats.output_tokens, cost_cell(stats.cost_usd), cost_cell(stats.estimated_cost_usd), stats.estimated,
+        stats.cost_unknown, stats.unknown_tokens, stats.refused, ms_value(stats.ttft_median_ms),
+        ms_value(stats.ttft_p95_ms), round(stats.error_rate, 4), round(stats.fallback_rate, 4),
     ]
 
 

@@ -1,9 +1,14 @@
 """Usage aggregation: the one set of reads behind the usage dashboard, its CSV and `pam_usage`, so they agree.
 
-Counts and sums are computed by the database; time-to-first-token percentiles in Python from the period's
+Two sources, grouped alike: answers (`UsageRecord`: requests, time to first token, errors, fallbacks) and their
+provider calls (`ModelCallRecord`, every attempt and tool round: tokens and cost). Per provider and per model the
+call figures are the calls made to it (a fallback answer spans two providers), the answer figures the answers it
+gave. Counts and sums are computed by the database; time-to-first-token percentiles in Python from the period's
 values, with the definition of PostgreSQL's `percentile_cont` (see `percentile_cont`), so SQLite and PostgreSQL
-give the same figures. Days are UTC dates. A record whose price was unknown (`cost_usd` NULL) counts in
-`requests` and tokens but not in `cost_usd`; it is counted in `cost_unknown` instead.
+give the same figures. Days are UTC dates (an answer's calls count on the day of the answer).
+
+Cost counts every priced call, estimated ones included (`estimated_cost_usd` says how much of it was estimated);
+a call whose model price is unknown counts in `cost_unknown` (calls) and `unknown_tokens`, never as $0.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from pam_hybrid.models import UsageRecord
+from pam_hybrid.models import ModelCallRecord, UsageRecord
 
 Dimension = Literal["day", "provider", "model", "route", "user"]
 DIMENSIONS: tuple[Dimension, ...] = ("day", "provider", "model", "route", "user")
@@ -28,19 +33,35 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366
 ZERO_USD = Decimal("0")
 
-# The queryset field (or annotation) each dimension groups by.
+# The field (or annotation) each dimension groups by, for answers and for calls.
 _FIELDS: dict[Dimension, str] = {
     "day": "pam_day", "provider": "provider", "model": "model", "route": "route", "user": "user__username",
 }
-_SUMS: dict[str, Any] = {
+_CALL_FIELDS: dict[Dimension, str] = {
+    "day": "pam_day", "provider": "provider", "model": "model", "route": "usage_record__route",
+    "user": "usage_record__user__username",
+}
+_ANSWER_SUMS: dict[str, Any] = {
     "n_requests": Count("id"),
-    "n_input_tokens": Sum("input_tokens"),
-    "n_output_tokens": Sum("output_tokens"),
-    "n_cost_usd": Sum("cost_usd"),
-    "n_cost_unknown": Count("id", filter=Q(cost_usd__isnull=True)),
-    "n_estimated": Count("id", filter=Q(usage_estimated=True)),
     "n_errors": Count("id", filter=Q(outcome=UsageRecord.Outcome.ERROR)),
     "n_fallbacks": Count("id", filter=~Q(fallback_from="")),
+}
+_UNKNOWN = Q(cost_usd__isnull=True)
+_CALL_SUMS: dict[str, Any] = {
+    "n_calls": Count("id"),
+    "n_input_tokens": Sum("input_tokens"),
+    "n_cache_read_tokens": Sum("cache_read_tokens"),
+    "n_cache_write_tokens": Sum(F("cache_write_5m_tokens") + F("cache_write_1h_tokens")),
+    "n_output_tokens": Sum("output_tokens"),
+    "n_cost_usd": Sum("cost_usd"),
+    "n_estimated_cost_usd": Sum("cost_usd", filter=Q(basis=ModelCallRecord.Basis.ESTIMATED)),
+    "n_estimated": Count("id", filter=Q(usage_estimated=True)),
+    "n_cost_unknown": Count("id", filter=_UNKNOWN),
+    "n_unknown_tokens": Sum(
+        F("input_tokens") + F("cache_read_tokens") + F("cache_write_5m_tokens") + F("cache_write_1h_tokens")
+        + F("output_tokens"), filter=_UNKNOWN,
+    ),
+    "n_refused": Count("id", filter=Q(basis=ModelCallRecord.Basis.REFUSED)),
 }
 
 Key = tuple[date | str, ...]
@@ -48,7 +69,14 @@ Key = tuple[date | str, ...]
 
 @dataclass(frozen=True, slots=True)
 class UsageStats:
-    """The figures of one group of usage records; `key` holds its value of each grouping dimension, in order."""
+    """The figures of one group; `key` holds its value of each grouping dimension, in order.
+
+    `requests`, `errors`, `fallbacks` and the TTFTs count answers; the rest count provider calls: `input_tokens` is
+    uncached input, `cache_read_tokens`/`cache_write_tokens` the cached input beside it; `cost_usd` sums the priced
+    calls (estimated ones included, `estimated_cost_usd` of it); `estimated` counts calls whose tokens were
+    estimated, `cost_unknown` the calls whose model has no price and `unknown_tokens` their tokens, `refused` the
+    calls the provider refused before accepting them (free).
+    """
 
     key: Key
     requests: int
@@ -61,6 +89,12 @@ class UsageStats:
     fallbacks: int
     ttft_median_ms: float | None
     ttft_p95_ms: float | None
+    calls: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    estimated_cost_usd: Decimal = ZERO_USD
+    unknown_tokens: int = 0
+    refused: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -106,34 +140,50 @@ def usage_period_days(*, days: int, now: datetime | None = None) -> list[date]:
 
 
 def usage_records(*, days: int, now: datetime | None = None, provider: str | None = None) -> QuerySet[UsageRecord]:
-    """The usage records of the last `days` UTC days (see `usage_period_start`), of one provider if given."""
+    """The answers of the last `days` UTC days (see `usage_period_start`); with `provider`, those that called it
+    (answered by it, or fallen back from it)."""
     records = UsageRecord.objects.filter(created_at__gte=usage_period_start(days=days, now=now))
-    return records.filter(provider=provider) if provider else records
+    if not provider:
+        return records
+    called = ModelCallRecord.objects.filter(provider=provider).values("usage_record_id")
+    return records.filter(Q(provider=provider) | Q(id__in=called))
+
+
+def usage_calls(*, records: QuerySet[UsageRecord], provider: str | None = None) -> QuerySet[ModelCallRecord]:
+    """The provider calls of these answers (to one provider if given)."""
+    calls = ModelCallRecord.objects.filter(usage_record__in=records.order_by().values("id"))
+    return calls.filter(provider=provider) if provider else calls
 
 
 def usage_providers(*, records: QuerySet[UsageRecord]) -> list[str]:
-    """The providers present in these records, sorted."""
-    return sorted(set(records.order_by().values_list("provider", flat=True).distinct()))
+    """The providers these answers called, sorted."""
+    return sorted(set(usage_calls(records=records).order_by().values_list("provider", flat=True).distinct()))
 
 
-def usage_stats(*, records: QuerySet[UsageRecord], by: Sequence[Dimension]) -> list[UsageStats]:
-    """The records' figures grouped by the given dimensions (one UsageStats per group present), sorted by key."""
+def usage_stats(*, records: QuerySet[UsageRecord], by: Sequence[Dimension],
+                provider: str | None = None) -> list[UsageStats]:
+    """The figures grouped by the given dimensions (one UsageStats per group present in the answers or their calls),
+    sorted by key; `provider` keeps the calls to that provider only."""
     fields = [_FIELDS[dimension] for dimension in by]
-    grouped = _with_day(records, by).order_by()
+    grouped = _with_day(records, by, "created_at").order_by()
     ttfts: defaultdict[Key, list[float]] = defaultdict(list)
     for *key, ttft_ms in grouped.filter(ttft_ms__isnull=False).values_list(*fields, "ttft_ms"):
         ttfts[tuple(key)].append(ttft_ms)
-    rows = grouped.values(*fields).annotate(**_SUMS)
-    stats = [_stats(tuple(row[field] for field in fields), row, ttfts) for row in rows]
+    answers = {tuple(row[f] for f in fields): row for row in grouped.values(*fields).annotate(**_ANSWER_SUMS)}
+    call_fields = [_CALL_FIELDS[dimension] for dimension in by]
+    calls = _with_day(usage_calls(records=records, provider=provider), by, "usage_record__created_at").order_by()
+    called = {tuple(row[f] for f in call_fields): row for row in calls.values(*call_fields).annotate(**_CALL_SUMS)}
+    stats = [_stats(key, answers.get(key, {}), called.get(key, {}), ttfts) for key in {*answers, *called}]
     return sorted(stats, key=lambda item: item.key)
 
 
-def usage_totals(*, records: QuerySet[UsageRecord]) -> UsageStats:
-    """The figures of all the records as one group (key ())."""
-    row = records.order_by().aggregate(**_SUMS)
+def usage_totals(*, records: QuerySet[UsageRecord], provider: str | None = None) -> UsageStats:
+    """The figures of all the answers and their calls as one group (key ())."""
+    answers = records.order_by().aggregate(**_ANSWER_SUMS)
+    called = usage_calls(records=records, provider=provider).order_by().aggregate(**_CALL_SUMS)
     known = records.order_by().filter(ttft_ms__isnull=False)
     ttfts = [ttft_ms for ttft_ms in known.values_list("ttft_ms", flat=True) if ttft_ms is not None]
-    return _stats((), row, {(): ttfts})
+    return _stats((), answers, called, {(): ttfts})
 
 
 def by_spend(stats: Sequence[UsageStats]) -> list[UsageStats]:
@@ -142,22 +192,32 @@ def by_spend(stats: Sequence[UsageStats]) -> list[UsageStats]:
     return sorted(ordered, key=lambda item: (item.cost_usd, item.requests), reverse=True)
 
 
-def _with_day(records: QuerySet[UsageRecord], by: Sequence[Dimension]) -> QuerySet[UsageRecord]:
-    return records.annotate(pam_day=TruncDate("created_at", tzinfo=UTC)) if "day" in by else records
+def _with_day(rows: QuerySet[Any], by: Sequence[Dimension], created: str) -> QuerySet[Any]:
+    return rows.annotate(pam_day=TruncDate(created, tzinfo=UTC)) if "day" in by else rows
 
 
-def _stats(key: Key, row: dict[str, Any], ttfts: dict[Key, list[float]]) -> UsageStats:
+def _stats(key: Key, answers: dict[str, Any], calls: dict[str, Any], ttfts: dict[Key, list[float]]) -> UsageStats:
     values = ttfts.get(key, [])
+
+    def n(row: dict[str, Any], name: str) -> Any:
+        return row.get(name) or 0
+
     return UsageStats(
         key=key,
-        requests=row["n_requests"],
-        input_tokens=row["n_input_tokens"] or 0,
-        output_tokens=row["n_output_tokens"] or 0,
-        cost_usd=row["n_cost_usd"] if row["n_cost_usd"] is not None else ZERO_USD,
-        cost_unknown=row["n_cost_unknown"],
-        estimated=row["n_estimated"],
-        errors=row["n_errors"],
-        fallbacks=row["n_fallbacks"],
+        requests=n(answers, "n_requests"),
+        input_tokens=n(calls, "n_input_tokens"),
+        output_tokens=n(calls, "n_output_tokens"),
+        cost_usd=calls.get("n_cost_usd") or ZERO_USD,
+        cost_unknown=n(calls, "n_cost_unknown"),
+        estimated=n(calls, "n_estimated"),
+        errors=n(answers, "n_errors"),
+        fallbacks=n(answers, "n_fallbacks"),
         ttft_median_ms=percentile_cont(values, 0.5),
         ttft_p95_ms=percentile_cont(values, 0.95),
+        calls=n(calls, "n_calls"),
+        cache_read_tokens=n(calls, "n_cache_read_tokens"),
+        cache_write_tokens=n(calls, "n_cache_write_tokens"),
+        estimated_cost_usd=calls.get("n_estimated_cost_usd") or ZERO_USD,
+        unknown_tokens=n(calls, "n_unknown_tokens"),
+        refused=n(calls, "n_refused"),
     )

@@ -44,6 +44,7 @@ export function newBubble(key) {
     closed: false,
     model: null,
     route: null,
+    routeReason: null,
     messageId: null,
     fallback: null,
     pieces: null,
@@ -75,12 +76,14 @@ export function routeLabel(requested, resolved) {
   return requested === "auto" && resolved !== "auto" ? `auto → ${resolved}` : resolved;
 }
 
-/** Model, route, message id and fallback as a frame names them; what a frame leaves out stays as it was. */
-export function named(bubble, { model, route, messageId, fallback }) {
+/** Model, route (and why: `routeReason`), message id and fallback as a frame names them; what a frame leaves out
+ * stays as it was. */
+export function named(bubble, { model, route, routeReason, messageId, fallback }) {
   return {
     ...bubble,
     model: model || bubble.model,
     route: route || bubble.route,
+    routeReason: routeReason || bubble.routeReason,
     messageId: messageId || bubble.messageId,
     fallback: fallback && typeof fallback === "object" ? fallback : bubble.fallback,
   };

@@ -7,6 +7,7 @@ import { ChatApi } from "./api.js";
 import { Effects } from "./effects.js";
 import { newClientId } from "./format.js";
 import { InflightStore } from "./inflight.js";
+import { RoutePreview } from "./preview.js";
 import { Shortcuts } from "./keys.js";
 import { ChatView } from "./render.js";
 import { Sidebar } from "./sidebar.js";
@@ -59,6 +60,7 @@ class ChatPage {
       onRegenerate: (messageId, chosen) => {
         dispatch({ type: "regenerate", messageId, route: chosen, clientMsgId: newClientId() });
       },
+      onFeedback: (messageId, value, before) => dispatch({ type: "feedback", messageId, value, before }),
     };
     const api = new ChatApi({
       conversationsUrl: data.apiConversations,
@@ -74,6 +76,8 @@ class ChatPage {
       home: data.pageHome || "/",
     });
     const exportUrl = (conversationId, format) => api.exportUrl(conversationId, format);
+    const previewPost = (body) => api.request(data.apiRoutePreview, "POST", body);
+    this.preview = new RoutePreview(byTestId("route-preview"), previewPost);
     this.view = new ChatView(this.dom, sidebar, this.state, { onRetry, actions, exportUrl });
     this.store = new InflightStore();
     const socket = new ChatSocket(socketUrl(data.wsPath), {
@@ -132,6 +136,7 @@ class ChatPage {
     input.addEventListener("input", () => {
       this.view.autosize();
       this.dispatch({ type: "draft", text: input.value });
+      this.preview.update(input.value, this.state.conversationId);
     });
     stop.addEventListener("click", () => this.dispatch({ type: "stop" }));
     newChat.addEventListener("click", () => this.dispatch({ type: "newChat" }));
@@ -158,6 +163,7 @@ class ChatPage {
   send() {
     const { input, route } = this.dom;
     this.dispatch({ type: "send", content: input.value, route: route.value, clientMsgId: newClientId() });
+    this.preview.update(input.value, this.state.conversationId); // a sent message leaves the box: its preview goes
   }
 }
 

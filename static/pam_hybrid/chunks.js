@@ -11,6 +11,8 @@ export function frameIn(t, frame) {
     chunkIn(t, frame);
   } else if (frame.type === "error") {
     chunkIn(t, { chunk_type: "error", content: frame.content || frame.message, metadata: frame.metadata });
+  } else if (frame.type === "feedback") {
+    t.emit({ type: "feedbackShown", messageId: frame.message_id, value: frame.value ?? null }); // what was stored
   }
 }
 
@@ -70,7 +72,8 @@ function streamed(t, answer) {
 
 function onStart(t, content, metadata) {
   const route = routeLabel(t.state.record.route, metadata.route);
-  streamed(t, named(flow.openAnswer(t), { model: metadata.model, route, messageId: metadata.message_id }));
+  const { model, route_reason: routeReason, message_id: messageId } = metadata;
+  streamed(t, named(flow.openAnswer(t), { model, route, routeReason, messageId }));
   // `start` named the answer: from now on a new socket resumes it instead of sending the message again.
   const { record } = t.state;
   const started = {

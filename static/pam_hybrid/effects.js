@@ -51,6 +51,8 @@ export class Effects {
         return view.setComposer(effect.text);
       case "closeSidebar":
         return view.closeSidebar();
+      case "feedbackShown":
+        return view.showFeedback(effect.messageId, effect.value);
       default:
         throw new Error(`Unknown effect ${effect.type}`);
     }

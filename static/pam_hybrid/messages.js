@@ -8,6 +8,7 @@ import { copyText } from "./code.js";
 import { MarkdownView } from "./markdown.js";
 
 const AVATAR_URL = new URL("./favicon.svg", import.meta.url).href;
+const BUDGET_NOTE = "Near today's spending limit: using the faster model. Pick the Complex route to override.";
 
 function el(tag, className, attrs = {}) {
   const node = document.createElement(tag);
@@ -61,8 +62,9 @@ export class AssistantMessage {
     this.routeChip = el("span", "route-chip", { "data-testid": "message-route", hidden: "" });
     this.fallbackNote = el("span", "fallback-note", { "data-testid": "message-fallback", hidden: "" });
     header.append(metaPart("PAM"), this.modelChip, this.routeChip, this.fallbackNote);
+    this.routeNote = el("p", "route-note", { "data-testid": "message-route-note", hidden: "" });
     this.content = el("div", "message-content", { "data-testid": "message-content" });
-    this.body.append(header, this.content);
+    this.body.append(header, this.routeNote, this.content);
     this.element.append(avatar, this.body);
     this.view = null; // the MarkdownView of the text since the last tool block
     this.parts = [];
@@ -87,6 +89,15 @@ export class AssistantMessage {
       this.routeChip.textContent = route;
       this.routeChip.title = "Route";
       this.routeChip.hidden = false;
+    }
+  }
+
+  /** Why the route, when the user should know: "budget" (auto took the simple route near the spending limit). Part
+   * of the answer in the message log (a polite live region), so it is read once with it, never as an alert. */
+  setRouteReason(reason) {
+    if (reason === "budget") {
+      this.routeNote.textContent = BUDGET_NOTE;
+      this.routeNote.hidden = false;
     }
   }
 

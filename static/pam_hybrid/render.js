@@ -6,7 +6,7 @@ import { canSend } from "./flow.js";
 import { renderUserMessage } from "./messages.js";
 import { AnswerSlot } from "./slot.js";
 import { renderHistory } from "./transcript.js";
-import { answerActions, editControl } from "./versions.js";
+import { answerActions, editControl, feedbackControl, showFeedback } from "./versions.js";
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
@@ -22,7 +22,8 @@ const MAX_INPUT_HEIGHT_PX = 240;
 export class ChatView {
   /** dom: the page's elements by role; sidebar: a Sidebar; initial: the state the page's HTML shows (nothing is
    * drawn for it); onRetry(text, route, messageId) for every Retry button; actions: { onVersion(id), onEdit(id, text),
-   * onRegenerate(id, route) } for the version controls; exportUrl(id, format) for the export links. */
+   * onRegenerate(id, route), onFeedback(id, value, before) } for the version controls and thumbs; exportUrl(id,
+   * format) for the export links. */
   constructor(dom, sidebar, initial, { onRetry, actions, exportUrl }) {
     this.dom = dom;
     this.sidebar = sidebar;
@@ -176,13 +177,23 @@ export class ChatView {
     }
   }
 
-  /** A live answer that finished: Regenerate and Ask the stronger model, as on a saved one. */
+  /** A live answer that finished: Regenerate, Ask the stronger model and thumbs up / down, as on a saved one. */
   offerActions(message, { ending, messageId }) {
     if (ending.kind !== "complete" || !messageId || ending.retry) {
       return;
     }
     const route = ending.meta && ending.meta.route;
     message.body.append(answerActions(route, (chosen) => this.actions.onRegenerate(messageId, chosen)));
+    const rate = (value, before) => this.actions.onFeedback(messageId, value, before);
+    message.body.append(feedbackControl(null, rate));
+  }
+
+  /** The rating the server stored for an answer (its `feedback` frame), shown on its thumbs if it is on the page. */
+  showFeedback(messageId, value) {
+    const tools = this.find(messageId)?.querySelector('[data-testid="answer-feedback"]');
+    if (tools) {
+      showFeedback(tools, value);
+    }
   }
 
   renderExports(conversationId) {

@@ -10,6 +10,7 @@ const BLANK = {
   key: null,
   model: null,
   route: null,
+  routeReason: null,
   messageId: null,
   fallback: null,
   pieces: null,
@@ -77,6 +78,9 @@ export class AnswerSlot {
     }
     if (bubble.route !== before.route) {
       message.setRoute(bubble.route);
+    }
+    if (bubble.routeReason !== before.routeReason) {
+      message.setRouteReason(bubble.routeReason);
     }
     if (bubble.messageId !== before.messageId) {
       message.setMessageId(bubble.messageId);

@@ -121,6 +121,15 @@ const HANDLERS = {
     branches.edit(t, event);
     connection.retryNow(t);
   },
+  /** A thumb pressed on an answer: sent to be stored (the server's `feedback` frame confirms it); with no socket to
+   * send on, the thumbs go back to how they were. */
+  feedback(t, { messageId, value, before }) {
+    if (t.state.socket.open) {
+      t.emit({ type: "send", frame: { type: "feedback", message_id: messageId, value } });
+    } else {
+      t.emit({ type: "feedbackShown", messageId, value: before });
+    }
+  },
   version: (t, event) => branches.version(t, event),
   navigate: (t, { conversationId }) => conversation.navigate(t, conversationId),
   search: (t, { query }) => listing.search(t, { query }),

@@ -3,7 +3,7 @@
 "use strict";
 
 import { AssistantMessage, liveMetaParts, renderUserMessage } from "./messages.js";
-import { answerActions, editControl, toolBar, versionNav } from "./versions.js";
+import { answerActions, editControl, feedbackControl, toolBar, versionNav } from "./versions.js";
 
 /**
  * The elements for a planned history (see history.js): saved rows as they are, the row at `resumeIndex` through
@@ -27,10 +27,11 @@ export function renderHistory(messages, { resumeIndex, retry }, { resume, onRetr
 
 /**
  * The version controls of a saved message: "‹ n / m ›" when it has other versions, Edit on a question, Regenerate and
- * Ask the stronger model on the latest answer when it finished. actions: { onVersion(id), onEdit(id, text),
- * onRegenerate(id, route) }.
+ * Ask the stronger model on the latest answer when it finished, thumbs up / down (its stored rating pressed) on every
+ * finished answer. actions: { onVersion(id), onEdit(id, text), onRegenerate(id, route),
+ * onFeedback(id, value, before) }.
  */
-export function decorate(element, row, latest, { onVersion, onEdit, onRegenerate }) {
+export function decorate(element, row, latest, { onVersion, onEdit, onRegenerate, onFeedback }) {
   const body = element.querySelector(".message-body");
   if (body === null || !row.id) {
     return;
@@ -49,6 +50,9 @@ export function decorate(element, row, latest, { onVersion, onEdit, onRegenerate
   }
   if (tools !== null) {
     body.append(tools);
+  }
+  if (row.role !== "user" && onFeedback && (row.status === "complete" || row.status === "partial")) {
+    body.append(feedbackControl(row.feedback || null, (value, before) => onFeedback(row.id, value, before)));
   }
 }
 
@@ -70,6 +74,7 @@ export function renderStoredMessage(record, onRetry = null) {
   message.setModel(record.model);
   message.setMessageId(record.id);
   message.setFallback(record.fallback);
+  message.setRouteReason(record.route_reason);
   appendParts(message, record);
   if (record.status === "error" || (record.status === "partial" && record.error)) {
     message.fail(record.error || "This answer failed."); // partial with an error: it failed midway, not stopped

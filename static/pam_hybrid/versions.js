@@ -118,3 +118,54 @@ export function answerActions(route, onRegenerate) {
   }
   return tools;
 }
+
+const THUMBS = [
+  { value: "up", testId: "thumbs-up", label: "Good answer",
+    path: "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3" },
+  { value: "down", testId: "thumbs-down", label: "Bad answer",
+    path: "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17" },
+];
+
+function thumb({ value, testId, label, path }) {
+  const node = button("icon-button feedback-button", testId, "", label);
+  node.dataset.value = value;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "16");
+  svg.setAttribute("height", "16");
+  svg.setAttribute("aria-hidden", "true");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  line.setAttribute("d", path);
+  svg.append(line);
+  node.append(svg);
+  return node;
+}
+
+/** Show `value` ("up", "down" or null) as the pressed thumb of a feedback bar. */
+export function showFeedback(tools, value) {
+  for (const node of tools.querySelectorAll(".feedback-button")) {
+    node.setAttribute("aria-pressed", String(node.dataset.value === value));
+  }
+}
+
+/** Thumbs up / down on a finished answer, `value` pressed: onFeedback(chosen, before), chosen "up" or "down", or null
+ * when the pressed one is pressed again (the rating is cleared). Its own bar: a new question takes Regenerate away,
+ * not the rating. */
+export function feedbackControl(value, onFeedback) {
+  const tools = toolBar("answer-feedback");
+  tools.setAttribute("role", "group");
+  tools.setAttribute("aria-label", "Rate this answer");
+  for (const spec of THUMBS) {
+    const node = thumb(spec);
+    node.addEventListener("click", () => {
+      const pressed = tools.querySelector('.feedback-button[aria-pressed="true"]');
+      const before = pressed === null ? null : pressed.dataset.value;
+      const chosen = before === spec.value ? null : spec.value;
+      showFeedback(tools, chosen);
+      onFeedback(chosen, before);
+    });
+    tools.append(node);
+  }
+  showFeedback(tools, value);
+  return tools;
+}

@@ -134,7 +134,8 @@ def test_usage_list_shows_the_totals_of_every_record(staff: Client, usage_sample
     # All seven records, the one 40 days old included: 12049 = 2050 + 9999 input tokens, $1.0197 known cost.
     assert totals_of(page) == {
         "requests": "7", "input_tokens": "12049", "output_tokens": "10824", "cost_usd": "$1.019700",
-        "cost_unknown": "1", "estimated": "1",
+        "cost_unknown": "1", "estimated": "1", "calls": "7", "cache_tokens": "0 / 0", "estimated_cost_usd": "$0.000000",
+        "unknown_tokens": "450", "refused": "0",
     }
     assert 'href="/admin/pam/usage/"' in page
 
@@ -147,7 +148,8 @@ def test_usage_totals_cover_every_page_of_the_filtered_set(
     assert page.count('name="_selected_action"') == 2  # this page lists two records of the five
     assert totals_of(page) == {
         "requests": "5", "input_tokens": "10649", "output_tokens": "10324", "cost_usd": "$1.003500",
-        "cost_unknown": "1", "estimated": "1",
+        "cost_unknown": "1", "estimated": "1", "calls": "5", "cache_tokens": "0 / 0", "estimated_cost_usd": "$0.000000",
+        "unknown_tokens": "450", "refused": "0",
     }
 
 
@@ -185,6 +187,7 @@ def test_usage_record_page_is_read_only(staff: Client, usage_sample: dict[str, A
     record: UsageRecord = usage_sample["records"][2]
     page = html(staff, f"{USAGE_LIST}{record.pk}/change/")
     assert "claude-sonnet-5-5" in page and "0.01500000" in page
+    assert 'data-testid="model-calls"' in page and "reported" in page  # its provider call, read-only
     inputs = [attrs for tag, attrs in tags_of(page).tags if tag in ("input", "textarea", "select")]
     assert [attrs.get("name") for attrs in inputs if attrs.get("name") not in (None, "csrfmiddlewaretoken")] == []
     assert staff.get(f"{USAGE_LIST}add/").status_code == 403
@@ -256,25 +259,36 @@ def test_message_list_and_page(staff: Client, conversations: dict[str, Conversat
 
 def test_dashboard_figures_for_the_default_30_days(staff: Client, usage_sample: dict[str, Any], today: date) -> None:
     page = html(staff, DASHBOARD)
-    # requests, input, output, cost, cost unknown, median ttft, p95 ttft, error rate, fallback rate
+    # requests, calls, input, cache read / write, output, cost, estimated (calls), cost unknown (tokens), refused,
+    # median ttft, p95 ttft, error rate, fallback rate
     assert table_rows(page, "totals") == [
-        ["6", "2050", "825", "$0.019700", "1", "300 ms", "900 ms", "16.7%", "16.7%"],
+        ["6", "6", "2050", "0 / 0", "825",
+         "$0.019700", "$0.000000 (1)", "1 (450 tokens)", "0", "300 ms", "900 ms", "16.7%", "16.7%"],
     ]
     assert table_rows(page, "by-model") == [
-        ["anthropic", "claude-sonnet-5-5", "2", "1400", "500", "$0.016200", "0", "500 ms", "500 ms", "50.0%", "50.0%"],
-        ["openai", "gpt-4o", "1", "50", "25", "$0.000500", "0", "1,000 ms", "1,000 ms", "0.0%", "0.0%"],
-        ["openai", "gpt-4o-mini", "3", "600", "300", "$0.003000", "1", "200 ms", "290 ms", "0.0%", "0.0%"],
+        ["anthropic", "claude-sonnet-5-5", "2", "2", "1400", "0 / 0", "500",
+         "$0.016200", "$0.000000 (0)", "0", "0", "500 ms", "500 ms", "50.0%", "50.0%"],
+        ["openai", "gpt-4o", "1", "1", "50", "0 / 0", "25",
+         "$0.000500", "$0.000000 (0)", "0", "0", "1,000 ms", "1,000 ms", "0.0%", "0.0%"],
+        ["openai", "gpt-4o-mini", "3", "3", "600", "0 / 0", "300",
+         "$0.003000", "$0.000000 (1)", "1 (450 tokens)", "0", "200 ms", "290 ms", "0.0%", "0.0%"],
     ]
     assert table_rows(page, "top-users") == [
-        ["bob", "2", "1400", "500", "$0.016200", "0", "500 ms", "500 ms", "50.0%", "50.0%"],
-        ["alice", "3", "600", "300", "$0.003000", "1", "200 ms", "290 ms", "0.0%", "0.0%"],
-        ["carol", "1", "50", "25", "$0.000500", "0", "1,000 ms", "1,000 ms", "0.0%", "0.0%"],
+        ["bob", "2", "2", "1400", "0 / 0", "500",
+         "$0.016200", "$0.000000 (0)", "0", "0", "500 ms", "500 ms", "50.0%", "50.0%"],
+        ["alice", "3", "3", "600", "0 / 0", "300",
+         "$0.003000", "$0.000000 (1)", "1 (450 tokens)", "0", "200 ms", "290 ms", "0.0%", "0.0%"],
+        ["carol", "1", "1", "50", "0 / 0", "25",
+         "$0.000500", "$0.000000 (0)", "0", "0", "1,000 ms", "1,000 ms", "0.0%", "0.0%"],
     ]
     day = days_before(today)
     assert table_rows(page, "by-day") == [
-        [day(6), "1", "50", "25", "$0.000500", "0", "1,000 ms", "1,000 ms", "0.0%", "0.0%"],
-        [day(1), "2", "700", "150", "$0.001200", "1", "200 ms", "200 ms", "50.0%", "0.0%"],
-        [day(0), "3", "1300", "650", "$0.018000", "0", "300 ms", "480 ms", "0.0%", "33.3%"],
+        [day(6), "1", "1", "50", "0 / 0", "25",
+         "$0.000500", "$0.000000 (0)", "0", "0", "1,000 ms", "1,000 ms", "0.0%", "0.0%"],
+        [day(1), "2", "2", "700", "0 / 0", "150",
+         "$0.001200", "$0.000000 (1)", "1 (450 tokens)", "0", "200 ms", "200 ms", "50.0%", "0.0%"],
+        [day(0), "3", "3", "1300", "0 / 0", "650",
+         "$0.018000", "$0.000000 (0)", "0", "0", "300 ms", "480 ms", "0.0%", "33.3%"],
     ]
     assert len(table_rows(page, "by-day-model")) == 5
     assert f"{day(29)} to {day(0)} (UTC days)" in page
@@ -349,7 +363,8 @@ def test_dashboard_keeps_a_chosen_provider_without_usage_in_the_period(
 
 def test_dashboard_without_usage_says_so(staff: Client) -> None:
     page = html(staff, DASHBOARD)
-    assert table_rows(page, "totals") == [["0", "0", "0", "$0.000000", "0", "—", "—", "0.0%", "0.0%"]]
+    assert table_rows(page, "totals") == [["0", "0", "0", "0 / 0", "0",
+     "$0.000000", "$0.000000 (0)", "0", "0", "—", "—", "0.0%", "0.0%"]]
     assert page.count("No data in this period") == 2
     assert 'data-testid="chart-bar"' not in page
 
@@ -363,14 +378,19 @@ def test_dashboard_csv_has_one_row_per_day_provider_and_model(
     assert response["Content-Disposition"] == f'attachment; filename="pam-usage-{today.isoformat()}-30d.csv"'
     day = days_before(today)
     assert list(csv.reader(io.StringIO(response.content.decode()))) == [
-        ["day", "provider", "model", "requests", "input_tokens", "output_tokens", "cost_usd", "cost_unknown",
-         "ttft_median_ms", "ttft_p95_ms", "error_rate", "fallback_rate"],
-        [day(6), "openai", "gpt-4o", "1", "50", "25", "0.00050000", "0", "1000.0", "1000.0", "0.0", "0.0"],
-        [day(1), "anthropic", "claude-sonnet-5-5", "1", "400", "0", "0.00120000", "0", "", "", "1.0", "0.0"],
-        [day(1), "openai", "gpt-4o-mini", "1", "300", "150", "0.00000000", "1", "200.0", "200.0", "0.0", "0.0"],
-        [day(0), "anthropic", "claude-sonnet-5-5", "1", "1000", "500", "0.01500000", "0", "500.0", "500.0", "0.0",
-         "1.0"],
-        [day(0), "openai", "gpt-4o-mini", "2", "300", "150", "0.00300000", "0", "200.0", "290.0", "0.0", "0.0"],
+        ["day", "provider", "model", "requests", "calls", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+         "output_tokens", "cost_usd", "estimated_cost_usd", "estimated_calls", "cost_unknown", "unknown_tokens",
+         "refused_calls", "ttft_median_ms", "ttft_p95_ms", "error_rate", "fallback_rate"],
+        [day(6), "openai", "gpt-4o", "1", "1", "50", "0", "0", "25", "0.00050000", "0.00000000", "0", "0", "0", "0",
+         "1000.0", "1000.0", "0.0", "0.0"],
+        [day(1), "anthropic", "claude-sonnet-5-5", "1", "1", "400", "0", "0", "0", "0.00120000", "0.00000000", "0",
+         "0", "0", "0", "", "", "1.0", "0.0"],
+        [day(1), "openai", "gpt-4o-mini", "1", "1", "300", "0", "0", "150", "0.00000000", "0.00000000", "1", "1",
+         "450", "0", "200.0", "200.0", "0.0", "0.0"],
+        [day(0), "anthropic", "claude-sonnet-5-5", "1", "1", "1000", "0", "0", "500", "0.01500000", "0.00000000", "0",
+         "0", "0", "0", "500.0", "500.0", "0.0", "1.0"],
+        [day(0), "openai", "gpt-4o-mini", "2", "2", "300", "0", "0", "150", "0.00300000", "0.00000000", "0", "0", "0",
+         "0", "200.0", "290.0", "0.0", "0.0"],
     ]
 
 

@@ -21,8 +21,13 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def upstream_turns(fake_upstream: FakeUpstream) -> list[tuple[str, str]]:
-    """The (role, content) turns of the last request the fake upstream got, system prompt left out."""
-    return [(m["role"], m["content"]) for m in fake_upstream.requests[-1].messages if m["role"] != "system"]
+    """The (role, text) turns of the last request the fake upstream got, system prompt left out (an Anthropic turn
+    sent as text blocks, to mark a prompt-cache breakpoint, is read as its text)."""
+    return [(m["role"], _text(m["content"])) for m in fake_upstream.requests[-1].messages if m["role"] != "system"]
+
+
+def _text(content: str | list[dict[str, Any]]) -> str:
+    return content if isinstance(content, str) else "".join(b["text"] for b in content if b["type"] == "text")
 
 
 async def ask(communicator: WebsocketCommunicator, fake_upstream: FakeUpstream, reply: str,

@@ -18,7 +18,7 @@ from pam_hybrid.chat.consumer import ChatConsumer
 from pam_hybrid.models import Message
 from pam_hybrid.runtime.standing import SIGNED_OUT_TEXT
 from tests.support.answers import settled_answer
-from tests.support.sockets import message
+from tests.support.sockets import message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -32,6 +32,8 @@ async def signed_in_socket(user: Any) -> WebsocketCommunicator:
     communicator.scope["session"] = SessionStore(session_key=browser.session.session_key)
     connected, _ = await communicator.connect()
     assert connected
+    await communicator.send_json_to({"type": "ping"})  # answered once connect() has joined the socket's groups
+    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
     return communicator
 
 
@@ -97,6 +99,29 @@ async def test_a_change_no_signal_saw_refuses_the_next_message_before_anything_r
     assert await close_code(socket) == 4401
     assert fake_upstream.requests == []
     assert await Message.objects.acount() == 0
+
+
+async def test_a_refused_message_gives_back_its_client_id_and_its_place(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    """The standing is read while the claim and the limits are taken: a refusal must undo both, or the same message
+    sent again once the account is back would follow an answer that never ran, or meet a limit that is not there."""
+    settings.PAM_MAX_CONCURRENT_ANSWERS = 1
+    socket = await signed_in_socket(user)
+    await get_user_model()._default_manager.filter(pk=user.pk).aupdate(is_active=False)
+    await socket.send_json_to(message("What is the capital of Peru?", client_msg_id="again"))
+    assert (await socket.receive_json_from(timeout=5))["metadata"]["code"] == "signed_out"
+    assert await close_code(socket) == 4401
+
+    await get_user_model()._default_manager.filter(pk=user.pk).aupdate(is_active=True)
+    fake_upstream.enqueue(Scenario(text="Lima."))
+    socket = await signed_in_socket(user)
+    await socket.send_json_to(message("What is the capital of Peru?", client_msg_id="again"))
+    frames = await receive_until_done(socket)
+    assert frames[-1]["chunk_type"] == "end" and "".join(
+        frame["content"] for frame in frames if frame["chunk_type"] == "token") == "Lima."
+    assert len(fake_upstream.requests) == 1
+    await socket.disconnect()
 
 
 async def test_a_resume_is_refused_too(user: Any, fake_upstream: FakeUpstream) -> None:

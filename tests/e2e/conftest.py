@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.support.browsing import launched_chromium, orm_beside_playwright
+from tests.support.browsing import Chromium, launched_chromium, orm_beside_playwright
 from tests.support.chat_page import page_in
 
 
@@ -22,9 +22,15 @@ def _orm_beside_playwright(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launched_chromium() as browser:
-        yield browser
+def chromium_launcher() -> Iterator[Chromium]:
+    with launched_chromium() as launcher:
+        yield launcher
+
+
+@pytest.fixture
+def chromium(chromium_launcher: Chromium) -> Browser:
+    """The module's browser; a new one if the last test's had wedged and was killed."""
+    return chromium_launcher.browser
 
 
 @pytest.fixture

@@ -353,7 +353,8 @@ XSS_PAYLOADS = [
 XSS_TEXT = "\n".join(XSS_PAYLOADS)
 # What the payloads would leave in the page if any were parsed as HTML (the answer's avatar and tool blocks aside).
 XSS_ELEMENTS = (
-    "script, img:not(.message-avatar), a, svg:not(.conversation-action svg), iframe, object, embed, math, style, "
+    "script, img:not(.message-avatar), a, svg:not(.conversation-action svg, .feedback-button svg), iframe, object, "
+    "embed, math, style, "
     "link, form, input, base, meta, details:not(.tool-block)"
 )
 

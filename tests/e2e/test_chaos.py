@@ -52,7 +52,7 @@ def upstream() -> Iterator[Upstream]:
         server.stop()
 
 
-def _daphne_pid(url: str) -> int:
+def daphne_pid(url: str) -> int:
     """The pid of the daphne process (a child of this one) serving `url`."""
     port = url.rsplit(":", 1)[1].encode()
     for entry in Path("/proc").iterdir():
@@ -102,7 +102,7 @@ def test_chaos_a_killed_process_loses_nothing_and_the_other_keeps_serving(
         killed: list[str] = []
 
         def kill() -> None:
-            os.kill(_daphne_pid(second), signal.SIGKILL)
+            os.kill(daphne_pid(second), signal.SIGKILL)
             killed.append(second)
 
         def live() -> list[str]:
@@ -120,5 +120,12 @@ def test_chaos_a_killed_process_loses_nothing_and_the_other_keeps_serving(
     # The killed process's answers in flight were swept as interrupted; the other one answered the rest.
     assert Message.objects.filter(role=Message.Role.ASSISTANT, finish_reason="interrupted").exists()
     assert seen.closes[1006] > 0, seen
-    completed_after_kill = [e for e in exchanges if e.complete and e.sent_at > 0 and e.closes.count(1006)]
-    assert completed_after_kill, "no client whose socket died with the process got a complete answer elsewhere"
+    # Whether the message in flight at the kill completes elsewhere is timing (one already started is swept as
+    # interrupted, as above); what must hold is that a client whose socket died goes on being answered.
+    served_after_kill = [c for c in clients if any(1006 in e.closes for e in c.exchanges)
+                         and any(e.complete for e in c.exchanges[_first_died(c.exchanges):])]
+    assert served_after_kill, "no client whose socket died with the process got a complete answer elsewhere"
+
+
+def _first_died(exchanges: list[Any]) -> int:
+    return next(i for i, e in enumerate(exchanges) if 1006 in e.closes)

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tests.support.browsing import close_or_kill
+
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 STATE_MODULE = "/static/pam_hybrid/state.js"
@@ -94,7 +96,7 @@ def reducer(chromium: Browser, live_server_url: str) -> Iterator[Reducer]:
     try:
         yield Reducer(page)
     finally:
-        context.close()
+        close_or_kill(context)
 
 
 def test_send_goes_from_idle_to_sent_and_the_first_token_to_streaming(reducer: Reducer) -> None:

@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, Page
 
+from tests.support.browsing import close_or_kill
 from tests.support.factories import PASSWORD, usage_sample_create, user_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -83,7 +84,7 @@ def test_dashboard_draws_the_charts_with_data(chromium: Browser, live_server_url
         assert width == 1280 and height > 900 and shot.stat().st_size > 30_000
         shutil.copyfile(shot, SCREENSHOT)
     finally:
-        page.context.close()
+        close_or_kill(page.context)
 
 
 def test_dashboard_colours_follow_the_dark_theme(chromium: Browser, live_server_url: str) -> None:
@@ -100,4 +101,4 @@ def test_dashboard_colours_follow_the_dark_theme(chromium: Browser, live_server_
         assert text_fill == "rgb(208, 208, 208)"  # the admin's --body-quiet-color in the dark theme
         assert page.evaluate("window.__cspViolations") == []
     finally:
-        page.context.close()
+        close_or_kill(page.context)

@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import re
+import signal
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import Message, UsageRecord
+from tests.e2e.test_chaos import daphne_pid
 from tests.support.servers import run_daphne
 
 pytestmark = [
@@ -64,10 +67,10 @@ async def ask(ws: ClientConnection, client_msg_id: str, content: str = "hello") 
                client_msg_id=client_msg_id)
 
 
-async def frames_until_done(ws: ClientConnection) -> list[dict[str, Any]]:
+async def frames_until_done(ws: ClientConnection, wait_s: float = 10) -> list[dict[str, Any]]:
     frames = []
     while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        frame = json.loads(await asyncio.wait_for(ws.recv(), wait_s))
         frames.append(frame)
         if frame.get("chunk_type") in ("end", "error"):
             return frames
@@ -120,6 +123,25 @@ async def test_resent_message_on_another_process_joins_and_its_stop_reaches_the_
     assert await sync_to_async(UsageRecord.objects.count)() == 1
 
 
+async def test_deleting_a_conversation_on_another_process_stops_its_answer_first(
+    two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    first, second = two_servers
+    fake_upstream.enqueue(Scenario(text=WORDS * 4, token_delay_ms=80))
+    async with socket_to(first, cookie) as ws:
+        await ask(ws, "mp-delete")
+        start = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        conversation_id = start["metadata"]["conversation_id"]
+        await ws.recv()  # a token: the answer is under way, its rows saved
+        csrf, csrf_cookie = await sync_to_async(_csrf_token)(second, cookie)
+        status = await sync_to_async(_delete_conversation)(second, f"{cookie}; {csrf_cookie}", csrf, conversation_id)
+        rest = await frames_until_done(ws)
+    assert status == 204
+    assert rest[-1]["chunk_type"] == "end" and rest[-1]["metadata"]["finish_reason"] == "cancelled"
+    assert await fake_upstream.wait_until(lambda: fake_upstream.active_streams == 0, within=3)
+    assert not await sync_to_async(Message.objects.filter(conversation_id=conversation_id).exists)()
+
+
 async def test_a_breaker_opened_by_one_process_is_open_for_the_other(
     two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
 ) -> None:
@@ -135,6 +157,36 @@ async def test_a_breaker_opened_by_one_process_is_open_for_the_other(
     assert end["metadata"]["provider"] == "anthropic"
     assert end["metadata"]["fallback"]["reason"] == "openai paused after repeated failures"
     assert [r.provider for r in fake_upstream.requests] == ["openai", "anthropic", "anthropic"]
+
+
+@pytest.mark.parametrize("two_servers", [{"PAM_CHECKPOINT_INTERVAL_MS": "500"}], indirect=True)
+async def test_a_resend_after_its_process_is_killed_gets_the_saved_partial_well_within_the_lease(
+    two_servers: tuple[str, str], cookie: str, fake_upstream: FakeUpstream
+) -> None:
+    first, second = two_servers
+    fake_upstream.enqueue(Scenario(text=WORDS * 20, token_delay_ms=100))
+    async with socket_to(second, cookie) as ws:
+        await ask(ws, "mp-killed")
+        seen = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(6)]
+        await asyncio.sleep(1.2)  # past two checkpoints: the row holds some of the text
+        os.kill(daphne_pid(second), signal.SIGKILL)
+    message_id = seen[0]["metadata"]["message_id"]
+    started = time.monotonic()
+    async with socket_to(first, cookie) as ws:
+        await ask(ws, "mp-killed")  # the client never saw the answer end: it sends again, to the survivor
+        frames = await asyncio.wait_for(frames_until_done(ws, wait_s=25), 25)
+    waited_s = time.monotonic() - started
+    print(f"re-send after the kill settled in {waited_s:.1f} s")
+    answer = await sync_to_async(Message.objects.get)(id=message_id)
+
+    assert waited_s < 15, waited_s  # the owner's lease is 30 s; its heartbeat lapses within 10
+    assert frames[-1]["chunk_type"] == "error" and frames[-1]["metadata"]["code"] == "interrupted"
+    assert frames[-1]["metadata"]["status"] == "partial" and frames[-1]["metadata"]["message_id"] == message_id
+    assert text_of(frames) and (WORDS * 20).startswith(text_of(frames))
+    assert answer.status == "partial" and answer.finish_reason == "interrupted" and answer.content == text_of(frames)
+    assert len(fake_upstream.requests) == 1
+    assert await sync_to_async(Message.objects.filter(role="assistant").count)() == 1
+    assert await sync_to_async(Message.objects.filter(role="user").count)() == 1
 
 
 PRICED = Scenario(text="priced", input_tokens=1000, output_tokens=2000)  # $0.00135 on gpt-4o-mini
@@ -211,6 +263,15 @@ def _post_logout(server: str, cookie: str, csrf: str) -> None:
     opener = urllib.request.build_opener(_NoRedirect)
     with contextlib.suppress(urllib.error.HTTPError):
         opener.open(request)
+
+
+def _delete_conversation(server: str, cookie: str, csrf: str, conversation_id: str) -> int:
+    request = urllib.request.Request(
+        f"{server}/api/conversations/{conversation_id}/", method="DELETE",
+        headers={"Cookie": cookie, "X-CSRFToken": csrf, "Referer": server + "/", "Origin": server},
+    )
+    with urllib.request.urlopen(request) as response:
+        return int(response.status)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -37,8 +37,10 @@ def test_a_tab_past_the_cap_says_why_waits_and_connects_once_a_place_is_free(
         assert second.locator(NOTICE).is_visible()
         assert "too many chat tabs" in (second.locator(NOTICE).text_content() or "")
         second.screenshot(path=str(tmp_path / "crowded.png"))
+        # Counted from the refusal on: a loaded host can drop a handshake before it (the page then rightly retries).
+        refused_after = len(attempts)
         second.wait_for_timeout(4000)  # the ordinary backoff would have tried three or four times by now
-        assert len(attempts) == 1, attempts
+        assert len(attempts) == refused_after, attempts
 
         first.close()
         second.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # the user comes back to it

@@ -503,6 +503,26 @@ async def test_raw_string_arguments_are_sent_verbatim(
             await stream.get_final_message()
 
 
+async def test_anthropic_redacted_thinking_block_comes_first(
+    server: FakeUpstream, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.enqueue(Scenario(redacted_thinking=True, thinking="Visible part.", text="Done."))
+    events = await collect_anthropic(claude)
+    blocks = anthropic_blocks(events)
+    assert isinstance(blocks[0]["start"], anthropic.types.RedactedThinkingBlock) and blocks[0]["start"].data
+    assert blocks[0]["deltas"] == [] and blocks[0]["stopped"]
+    assert isinstance(blocks[1]["start"], anthropic.types.ThinkingBlock)
+    assert "".join(d.text for d in blocks[2]["deltas"]) == "Done."
+    assert events[-2].usage.output_tokens == len(tokenize("Visible part.")) + 1
+
+    server.enqueue(Scenario(redacted_thinking=True, text="Done."))
+    request = anthropic_request()
+    del request["stream"]
+    async with claude.messages.stream(**request) as stream:
+        message = await stream.get_final_message()
+    assert [b.type for b in message.content] == ["redacted_thinking", "text"]
+
+
 async def test_anthropic_thinking_block_precedes_text(server: FakeUpstream, claude: anthropic.AsyncAnthropic) -> None:
     server.enqueue(Scenario(thinking="The user wants a story. Keep it short.", text="Once upon a time."))
     events = await collect_anthropic(claude)
@@ -527,6 +547,11 @@ async def test_anthropic_thinking_block_precedes_text(server: FakeUpstream, clau
         assert "".join([piece async for piece in stream.text_stream]) == "Once upon a time."
         message = await stream.get_final_message()
     assert [b.type for b in message.content] == ["thinking", "text"]
+
+
+def definition_tokens(tool: dict[str, Any]) -> int:
+    """A tool definition's input tokens by the fake's rule: the words of its JSON (keys sorted), plus 4."""
+    return len(json.dumps(tool, sort_keys=True).split()) + 4
 
 
 async def test_openai_follow_up_with_tool_results(server: FakeUpstream, oai: openai.AsyncOpenAI) -> None:
@@ -559,7 +584,9 @@ async def test_openai_follow_up_with_tool_results(server: FakeUpstream, oai: ope
     assert record.messages == messages
     assert record.tools == tools
     assert last_user_text(record.json) == "Sunny, 25 C Sunny, 28 C"
-    assert chunks[-1].usage.prompt_tokens == input_token_count(record.json) == 5 + 4 + 6 + 4 + 3 + 4 + 3 + 4
+    assert chunks[-1].usage.prompt_tokens == input_token_count(record.json) == (
+        5 + 4 + 6 + 4 + 3 + 4 + 3 + 4 + definition_tokens(WEATHER_TOOL_OPENAI)
+    )
     assert server.pending_scenarios() == []
 
     # Without a scenario the follow-up's default reply echoes the tool results.
@@ -608,7 +635,9 @@ async def test_anthropic_follow_up_with_tool_results(server: FakeUpstream, claud
     assert record.messages == messages
     assert record.tools == tools
     assert last_user_text(record.json) == "Sunny, 25 C ok Thanks."
-    assert events[0].message.usage.input_tokens == input_token_count(record.json) == 3 + 4 + 3 + 4 + 5 + 4
+    assert events[0].message.usage.input_tokens == input_token_count(record.json) == (
+        3 + 4 + 3 + 4 + 5 + 4 + definition_tokens(WEATHER_TOOL_ANTHROPIC)
+    )
     assert default_reply(record.json) == f"Echo from {ANTHROPIC_MODEL}: Sunny, 25 C ok Thanks."
 
 
@@ -764,6 +793,27 @@ async def test_clean_close_before_final_event_raises_nothing(
     assert [e.type for e in events] == ["message_start", "content_block_start"] + ["content_block_delta"] * 3
 
     assert [r.outcome for r in server.requests] == ["closed_early", "closed_early"]
+
+
+async def test_a_stream_the_server_will_close_announces_it_so_the_client_never_reuses_the_socket(
+    server: FakeUpstream, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    """Seen in CI: without ``Connection: close`` the SDK pooled the connection and sent the next request into the
+    closing socket ("connection failed"), so that request never arrived."""
+    server.enqueue(Scenario(provider="openai", close_after_tokens=0), Scenario(provider="openai", text="again"))
+    server.enqueue(Scenario(provider="anthropic", close_after_tokens=0), Scenario(provider="anthropic", text="again"))
+
+    closing = await oai.chat.completions.create(**openai_request())
+    assert closing.response.headers["connection"] == "close"
+    assert [chunk async for chunk in closing]
+    assert openai_text(await collect_openai(oai)) == "again"
+
+    closing_claude = await claude.messages.create(**anthropic_request())
+    assert closing_claude.response.headers["connection"] == "close"
+    assert [event async for event in closing_claude]
+    assert anthropic_text(await collect_anthropic(claude)) == "again"
+
+    assert [r.outcome for r in server.requests] == ["closed_early", "completed"] * 2
 
 
 async def test_connection_reset(

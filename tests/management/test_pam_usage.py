@@ -28,8 +28,8 @@ def run(*args: str) -> str:
 
 
 HEADER = [
-    "requests", "input tokens", "output tokens", "cost (USD)", "cost unknown", "median TTFT (ms)", "p95 TTFT (ms)",
-    "error rate", "fallback rate",
+    "requests", "calls", "input tokens", "cache read/write", "output tokens", "cost (USD)", "estimated (USD)",
+    "cost unknown", "refused", "median TTFT (ms)", "p95 TTFT (ms)", "error rate", "fallback rate",
 ]
 
 
@@ -39,7 +39,7 @@ def table_lines(output: str, by: str) -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
     for line in output.splitlines():
         cells = re.split(r" {2,}", line.strip())
-        if len(cells) == 10:
+        if len(cells) == 14:
             rows[cells[0]] = cells[1:]
     assert rows.pop(by) == HEADER
     return rows
@@ -49,20 +49,24 @@ def test_table_by_day_has_a_row_per_day_and_a_total(usage_sample: dict[str, Any]
     output = run()
     assert f"Usage by day, {(today - timedelta(days=29)).isoformat()} to {today.isoformat()} (UTC)" in output
     rows = table_lines(output, "day")
-    # requests, input, output, cost, cost unknown, median ttft, p95 ttft, error rate, fallback rate
-    assert rows[(today - timedelta(days=6)).isoformat()] == ["1", "50", "25", "$0.000500", "0", "1,000",
-                                                             "1,000", "0.0%", "0.0%"]
-    assert rows[(today - timedelta(days=1)).isoformat()] == ["2", "700", "150", "$0.001200", "1", "200", "200",
-                                                             "50.0%", "0.0%"]
-    assert rows[today.isoformat()] == ["3", "1,300", "650", "$0.018000", "0", "300", "480", "0.0%", "33.3%"]
-    assert rows["total"] == ["6", "2,050", "825", "$0.019700", "1", "300", "900", "16.7%", "16.7%"]
+    # requests, calls, input, cache read/write, output, cost, estimated (calls), cost unknown (its tokens), refused,
+    # median ttft, p95 ttft, error rate, fallback rate
+    assert rows[(today - timedelta(days=6)).isoformat()] == [
+        "1", "1", "50", "0/0", "25", "$0.000500", "$0.000000 (0)", "0", "0", "1,000", "1,000", "0.0%", "0.0%"]
+    assert rows[(today - timedelta(days=1)).isoformat()] == [
+        "2", "2", "700", "0/0", "150", "$0.001200", "$0.000000 (1)", "1 (450 tok)", "0", "200", "200", "50.0%", "0.0%"]
+    assert rows[today.isoformat()] == [
+        "3", "3", "1,300", "0/0", "650", "$0.018000", "$0.000000 (0)", "0", "0", "300", "480", "0.0%", "33.3%"]
+    assert rows["total"] == [
+        "6", "6", "2,050", "0/0", "825", "$0.019700", "$0.000000 (1)", "1 (450 tok)", "0", "300", "900", "16.7%",
+        "16.7%"]
     assert list(rows) == [(today - timedelta(days=n)).isoformat() for n in (6, 1, 0)] + ["total"]
     assert "\x1b[" not in output  # no colour codes when the output is not a terminal
 
 
 def test_table_by_user_is_sorted_by_spend(usage_sample: dict[str, Any]) -> None:
     rows = table_lines(run("--by", "user"), "user")
-    assert [(name, cells[0], cells[3]) for name, cells in rows.items()] == [
+    assert [(name, cells[0], cells[5]) for name, cells in rows.items()] == [
         ("bob", "2", "$0.016200"),
         ("alice", "3", "$0.003000"),
         ("carol", "1", "$0.000500"),
@@ -73,11 +77,15 @@ def test_table_by_user_is_sorted_by_spend(usage_sample: dict[str, Any]) -> None:
 def test_csv_by_model(usage_sample: dict[str, Any]) -> None:
     rows = list(csv.reader(io.StringIO(run("--by", "model", "--format", "csv"))))
     assert rows == [
-        ["model", "requests", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "ttft_median_ms",
-         "ttft_p95_ms", "error_rate", "fallback_rate"],
-        ["claude-sonnet-5-5", "2", "1400", "500", "0.01620000", "0", "500.0", "500.0", "0.5", "0.5"],
-        ["gpt-4o-mini", "3", "600", "300", "0.00300000", "1", "200.0", "290.0", "0.0", "0.0"],
-        ["gpt-4o", "1", "50", "25", "0.00050000", "0", "1000.0", "1000.0", "0.0", "0.0"],
+        ["model", "requests", "calls", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
+         "cost_usd", "estimated_cost_usd", "estimated_calls", "cost_unknown", "unknown_tokens", "refused_calls",
+         "ttft_median_ms", "ttft_p95_ms", "error_rate", "fallback_rate"],
+        ["claude-sonnet-5-5", "2", "2", "1400", "0", "0", "500", "0.01620000", "0.00000000", "0", "0", "0", "0",
+         "500.0", "500.0", "0.5", "0.5"],
+        ["gpt-4o-mini", "3", "3", "600", "0", "0", "300", "0.00300000", "0.00000000", "1", "1", "450", "0", "200.0",
+         "290.0", "0.0", "0.0"],
+        ["gpt-4o", "1", "1", "50", "0", "0", "25", "0.00050000", "0.00000000", "0", "0", "0", "0", "1000.0",
+         "1000.0", "0.0", "0.0"],
     ]
 
 
@@ -85,12 +93,14 @@ def test_json_by_provider_over_a_year(usage_sample: dict[str, Any]) -> None:
     objects = json.loads(run("--by", "provider", "--format", "json", "--days", "366"))
     # The record 40 days old counts now: openai gains 9999 + 9999 tokens, $1 and a 50 ms first token.
     assert objects == [
-        {"provider": "openai", "requests": 5, "input_tokens": 10649, "output_tokens": 10324,
-         "cost_usd": "1.00350000", "cost_unknown": 1, "ttft_median_ms": 200.0, "ttft_p95_ms": 860.0,
-         "error_rate": 0.0, "fallback_rate": 0.0},
-        {"provider": "anthropic", "requests": 2, "input_tokens": 1400, "output_tokens": 500,
-         "cost_usd": "0.01620000", "cost_unknown": 0, "ttft_median_ms": 500.0, "ttft_p95_ms": 500.0,
-         "error_rate": 0.5, "fallback_rate": 0.5},
+        {"provider": "openai", "requests": 5, "calls": 5, "input_tokens": 10649, "cache_read_tokens": 0,
+         "cache_write_tokens": 0, "output_tokens": 10324, "cost_usd": "1.00350000", "estimated_cost_usd": "0.00000000",
+         "estimated_calls": 1, "cost_unknown": 1, "unknown_tokens": 450, "refused_calls": 0, "ttft_median_ms": 200.0,
+         "ttft_p95_ms": 860.0, "error_rate": 0.0, "fallback_rate": 0.0},
+        {"provider": "anthropic", "requests": 2, "calls": 2, "input_tokens": 1400, "cache_read_tokens": 0,
+         "cache_write_tokens": 0, "output_tokens": 500, "cost_usd": "0.01620000", "estimated_cost_usd": "0.00000000",
+         "estimated_calls": 0, "cost_unknown": 0, "unknown_tokens": 0, "refused_calls": 0, "ttft_median_ms": 500.0,
+         "ttft_p95_ms": 500.0, "error_rate": 0.5, "fallback_rate": 0.5},
     ]
 
 
@@ -114,8 +124,10 @@ def test_json_has_a_missing_time_as_null(usage_sample: dict[str, Any]) -> None:
     UsageRecord.objects.exclude(outcome=UsageRecord.Outcome.ERROR).delete()
     objects = json.loads(run("--format", "json", "--by", "provider"))
     assert objects == [
-        {"provider": "anthropic", "requests": 1, "input_tokens": 400, "output_tokens": 0, "cost_usd": "0.00120000",
-         "cost_unknown": 0, "ttft_median_ms": None, "ttft_p95_ms": None, "error_rate": 1.0, "fallback_rate": 0.0},
+        {"provider": "anthropic", "requests": 1, "calls": 1, "input_tokens": 400, "cache_read_tokens": 0,
+         "cache_write_tokens": 0, "output_tokens": 0, "cost_usd": "0.00120000", "estimated_cost_usd": "0.00000000",
+         "estimated_calls": 0, "cost_unknown": 0, "unknown_tokens": 0, "refused_calls": 0, "ttft_median_ms": None,
+         "ttft_p95_ms": None, "error_rate": 1.0, "fallback_rate": 0.0},
     ]
 
 
@@ -123,8 +135,9 @@ def test_empty_period(usage_sample: dict[str, Any]) -> None:
     UsageRecord.objects.all().delete()
     assert json.loads(run("--format", "json")) == []
     assert run("--format", "csv").splitlines() == [
-        "day,requests,input_tokens,output_tokens,cost_usd,cost_unknown,ttft_median_ms,ttft_p95_ms,error_rate,"
-        "fallback_rate"
+        "day,requests,calls,input_tokens,cache_read_tokens,cache_write_tokens,output_tokens,cost_usd,"
+        "estimated_cost_usd,estimated_calls,cost_unknown,unknown_tokens,refused_calls,ttft_median_ms,ttft_p95_ms,"
+        "error_rate,fallback_rate"
     ]
     assert "No usage in this period." in run()
 

@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 QUESTION = "What is the secret ingredient of my grandmother's soup?"
 FIELDS = {"level", "logger", "message", "timestamp", "request_id", "user_id", "conversation_id", "route", "provider",
           "model", "input_tokens", "output_tokens", "usage_estimated", "cost_usd", "ttft_ms", "total_ms", "outcome",
-          "finish_reason", "fallback_from", "model_calls", "failed_attempts", "saved"}
+          "finish_reason", "fallback_from", "model_calls", "failed_attempts", "saved", "cache_read_tokens",
+          "cache_write_tokens", "estimated_cost_usd", "unknown_cost_calls"}
 
 
 @pytest.fixture(autouse=True)
@@ -94,8 +95,11 @@ async def test_an_error_logs_one_line_without_the_text_or_any_secret(
     [line] = lines(answer_log)
     assert (line["outcome"], line["finish_reason"]) == ("error", usage.finish_reason)
     assert (line["provider"], line["fallback_from"]) == ("anthropic", "openai")
-    assert line["failed_attempts"] == 2 and line["ttft_ms"] is None and line["model_calls"] == 0
-    assert line["cost_usd"] == "0.00000000" and usage.cost_usd == 0
+    assert line["failed_attempts"] == 2 and line["ttft_ms"] is None and line["model_calls"] == 2  # both refused
+    assert line["cost_usd"] == "0.00000000" and usage.cost_usd == 0 and line["estimated_cost_usd"] == "0.00000000"
+    assert [(c.provider, c.basis, c.ended, c.cost_usd) async for c in usage.calls.all()] == [
+        ("openai", "refused", "refused", 0), ("anthropic", "refused", "refused", 0)
+    ]
     written = answer_log.getvalue()
     assert QUESTION not in written and "grandmother" not in written and TEST_API_KEY not in written
 

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from django.test import AsyncClient
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect as ws_connect
 
 from fake_upstream import FakeUpstream, Scenario
-from pam_hybrid.models import UsageRecord
+from pam_hybrid.models import ModelCallRecord, UsageRecord
 from tests.support.answers import settled
 from tests.support.servers import daphne_log, run_daphne
 from tests.support.sockets import connect, message, receive_until_done
@@ -89,6 +90,11 @@ async def answer(user: Any, route: str) -> list[dict[str, Any]]:
 @database_sync_to_async
 def usage_records() -> list[UsageRecord]:
     return list(UsageRecord.objects.all())
+
+
+@database_sync_to_async
+def call_rows() -> list[ModelCallRecord]:
+    return list(ModelCallRecord.objects.all())
 
 
 # --- who may read it ----------------------------------------------------------------------------------------------
@@ -180,23 +186,32 @@ async def test_counters_and_histograms_match_the_saved_answers(
         assert delta(before, after, "pam_answers_total", **labels) == count
 
     tokens: dict[tuple[str, str, str], int] = defaultdict(int)
-    cost: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for record in records:
-        for call in record.model_calls:
-            tokens[call["provider"], call["model"], "input"] += call["input_tokens"]
-            tokens[call["provider"], call["model"], "output"] += call["output_tokens"]
-            cost[call["provider"], call["model"]] += Decimal(call["cost_usd"])
+    cost: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    calls: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    for row in await call_rows():  # the same rows the dashboard and pam_usage read
+        calls[row.provider, row.model, row.basis, row.ended] += 1
+        for direction, count in (("input", row.input_tokens), ("output", row.output_tokens)):
+            if count:
+                tokens[row.provider, row.model, direction] += count
+        assert row.cost_usd is not None
+        cost[row.provider, row.model, row.basis] += row.cost_usd
     assert dict(tokens) == {("openai", "gpt-4o-mini", "input"): 1000, ("openai", "gpt-4o-mini", "output"): 2000,
                             ("anthropic", "claude-sonnet-5-5", "input"): 300,
                             ("anthropic", "claude-sonnet-5-5", "output"): 400}
     assert sum(tokens[k] for k in tokens if k[2] == "input") == sum(r.input_tokens for r in records)
     for (provider, model, direction), count in tokens.items():
         assert delta(before, after, "pam_tokens_total", provider=provider, model=model, direction=direction) == count
-    # gpt-4o-mini: $0.15 / $0.60 per million; claude-sonnet-5-5: $2 / $10.
-    assert dict(cost) == {("openai", "gpt-4o-mini"): Decimal("0.00135"), ("anthropic", "claude-sonnet-5-5"):
-                          Decimal("0.0046")}
-    for (provider, model), usd in cost.items():
-        assert delta(before, after, "pam_cost_usd_total", provider=provider, model=model) == pytest.approx(float(usd))
+    # gpt-4o-mini: $0.15 / $0.60 per million; claude-sonnet-5-5: $2 / $10; the refused calls of the third cost 0.
+    assert dict(cost) == {("openai", "gpt-4o-mini", "reported"): Decimal("0.00135"),
+                          ("anthropic", "claude-sonnet-5-5", "reported"): Decimal("0.0046"),
+                          ("openai", "gpt-4o-mini", "refused"): 0, ("anthropic", "claude-sonnet-5-5", "refused"): 0}
+    for (provider, model, basis), usd in cost.items():
+        assert delta(before, after, "pam_cost_usd_total", provider=provider, model=model, basis=basis) == (
+            pytest.approx(float(usd)))
+    for (provider, model, basis, ended), count in calls.items():
+        assert delta(before, after, "pam_model_calls_total", provider=provider, model=model, basis=basis,
+                     ended=ended) == count
+    assert sum(calls.values()) == 4
 
     for provider, model in {(r.provider, r.model) for r in records}:
         answered = [r for r in records if (r.provider, r.model) == (provider, model)]
@@ -255,6 +270,26 @@ async def test_active_streams_counts_answers_while_they_stream(
     await settled()
     after = await scrape(client)
     assert series(after, "pam_active_streams") == {(): 0.0}
+
+
+async def test_an_answer_is_no_longer_an_active_stream_once_its_end_reaches_the_client(
+    user: Any, fake_upstream: FakeUpstream
+) -> None:
+    """A scrape made as soon as a client has read the end does not count that answer as streaming (it did, for a
+    moment, while the answer tidied up: CI's two-process test read 1 instead of 0)."""
+    before = active_streams()
+    fake_upstream.enqueue(Scenario(provider="openai", text="Done now."))
+    communicator = await connect(user)
+    await communicator.send_json_to(message("hello there", route="simple", client_msg_id=str(uuid.uuid4())))
+    assert (await communicator.receive_json_from(timeout=5))["chunk_type"] == "start"
+    assert active_streams() == before + 1
+    assert (await receive_until_done(communicator))[-1]["chunk_type"] == "end"
+    assert active_streams() == before
+    await communicator.disconnect()
+
+
+def active_streams() -> float:
+    return REGISTRY.get_sample_value("pam_active_streams") or 0.0
 
 
 # --- several processes ----------------------------------------------------------------------------------------------

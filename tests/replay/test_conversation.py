@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 from typing import Any
@@ -14,20 +15,22 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+from django.utils import timezone
 
 from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.conversations import services
 from pam_hybrid.gateway.stream import ChatRequest, process_request_stream
 from pam_hybrid.management.commands.replay_conversation import Command
-from pam_hybrid.models import Conversation, Message, UsageRecord
+from pam_hybrid.models import Conversation, Message, ModelCallRecord, ModelPrice, UsageRecord
+from pam_hybrid.pricing import forget_overrides
 from pam_hybrid.runtime import limits
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 SIMPLE_Q = "What is the capital of France?"
 COMPLEX_Q = "Explain step by step how to design a fault-tolerant message queue"
-THIRD_Q = "And of Spain?"
+THIRD_Q = "What is the capital of Spain?"  # a fact on its own (rubric H4): simple whatever came before
 THEN_ANSWERS = ("Paris is the capital of France.", "First, persist every message before acknowledging it.")
 NOW_ANSWERS = ("Paris.", "First, persist every message.", "Madrid.")
 
@@ -41,8 +44,13 @@ def exchange_create(conversation: Conversation, question: str, answer: str = "",
             conversation=conversation, role=Message.Role.ASSISTANT, content=answer, reply_to=asked, route=route,
             provider=provider, model=model,
         )
-        UsageRecord.objects.create(message=replied, user=conversation.owner, route=route, provider=provider,
-                                   model=model, outcome="complete", **usage)
+        record = UsageRecord.objects.create(message=replied, user=conversation.owner, route=route,
+                                            provider=provider, model=model, outcome="complete", **usage)
+        ModelCallRecord.objects.create(  # the provider call the usage figures and the spend cap are read from
+            usage_record=record, position=0, provider=provider, model=model, input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens, cost_usd=record.cost_usd, basis="reported", accepted=True,
+            ended="complete", started_at=record.created_at,
+        )
     return asked
 
 
@@ -82,7 +90,7 @@ def similarity(then: str, now: str) -> str:
 
 
 PROVIDERS = [
-    # provider, model, USD per million tokens in and out (pricing.PRICES)
+    # provider, model, USD per million tokens in and out (pam_hybrid/pricing/prices.toml)
     pytest.param("openai", "gpt-4o-mini", Decimal("0.15"), Decimal("0.60"), id="openai"),
     pytest.param("anthropic", "claude-sonnet-5-5", Decimal("2.00"), Decimal("10.00"), id="anthropic"),
 ]
@@ -136,6 +144,27 @@ def test_replay_through_a_forced_provider_saves_a_linked_conversation_and_prints
                          f"{records[2].ttft_ms:.0f}", "—", "complete"]
     assert totals[4:8] == ["50/16", "4700/2530", "0.00017570 + ?", f"{sum(costs):.8f}"]
     assert f"Replay saved as conversation {replay.id} ('Replay of Trip planning'): 3 turns, 0 failed." in output
+
+
+def test_a_replay_prices_its_answers_at_the_staff_overrides_in_force(original: Conversation,
+                                                                   fake_upstream: FakeUpstream) -> None:
+    ModelPrice.objects.create(
+        model="gpt-4o-mini", effective_from=timezone.now() - timedelta(days=1), input=Decimal("1"),
+        output=Decimal("2"), cache_read=Decimal("0.5"), cache_write_5m=Decimal("1"), cache_write_1h=Decimal("1"),
+        note="negotiated rate",
+    )
+    forget_overrides()  # a fresh command process: it has read no override yet
+    fake_upstream.enqueue(*(Scenario(provider="openai", text=text, input_tokens=1000, output_tokens=500)
+                            for text in NOW_ANSWERS))
+    try:
+        output = run(str(original.id), "--provider", "openai")
+    finally:
+        forget_overrides()
+
+    replay = Conversation.objects.get(replay_of=original)
+    costs = [m.usage.cost_usd for m in replay.messages.filter(role="assistant")]
+    assert costs == [Decimal("0.002")] * 3  # 1,000 x $1 + 500 x $2 per million, not the file's $0.15 / $0.60
+    assert table_rows(output)["total"][7] == "0.00600000"
 
 
 async def gateway_ask(user: Any, content: str, conversation_id: str | None = None) -> dict[str, Any]:
@@ -221,11 +250,13 @@ def test_dry_run_classifies_only(original: Conversation, fake_upstream: FakeUpst
     assert fake_upstream.requests == []
     assert (Conversation.objects.count(), Message.objects.count(), UsageRecord.objects.count()) == counts
     rows = table_rows(output)
-    assert [rows[n][2:] for n in ("1", "2", "3")] == [
-        ["simple → simple", "—", "gpt-4o-mini → gpt-4o-mini", "openai"],
-        ["complex → complex", "keywords, phrasing", "claude-sonnet-5-5 → claude-sonnet-5-5", "anthropic"],
-        ["— → simple", "—", "— → gpt-4o-mini", "openai"],
+    assert [rows[n][2:3] + rows[n][4:] for n in ("1", "2", "3")] == [
+        ["simple → simple", "gpt-4o-mini → gpt-4o-mini", "openai"],
+        ["complex → complex", "claude-sonnet-5-5 → claude-sonnet-5-5", "anthropic"],
+        ["— → simple", "— → gpt-4o-mini", "openai"],
     ]
+    # The router gives its reasons for either route (they change with the trained model); a forced route has none.
+    assert all(rows[n][3] not in ("", "—") for n in ("1", "2", "3"))
     assert "Dry run: 3 turns classified; nothing was sent or saved." in output
     assert table_rows(forced)["1"][2:] == ["simple → complex", "—", "gpt-4o-mini → claude-sonnet-5-5", "anthropic"]
 
@@ -292,10 +323,10 @@ def test_a_replays_cost_does_not_count_against_the_owners_spend_cap(
     replay = services.conversation_replay_create(original=original)
     exchange_create(replay, SIMPLE_Q, NOW_ANSWERS[0], route="complex", provider="anthropic",
                     model="claude-opus-4", input_tokens=100_000, output_tokens=0, cost_usd=Decimal("1.5"))
-    assert asyncio.run(limits.admit(user.pk, uuid.uuid4(), pam_settings())) is None
+    assert isinstance(asyncio.run(limits.admit(user.pk, uuid.uuid4(), pam_settings())), limits.Admitted)
     # The user's own answers do count: 0.00017570 so far, then one over the cap.
     exchange_create(original, "More?", "More.", route="simple", provider="openai", model="gpt-4o-mini",
                     input_tokens=1, output_tokens=1, cost_usd=Decimal("0.002"))
     settings.PAM_REDIS_PREFIX = f"pam-test:{uuid.uuid4().hex}:"  # a fresh book: the day's spend is read again
     refusal = asyncio.run(limits.admit(user.pk, uuid.uuid4(), pam_settings()))
-    assert refusal is not None and refusal.code == "spend_cap"
+    assert isinstance(refusal, limits.Refusal) and refusal.code == "spend_cap"

@@ -8,9 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from fake_upstream import FakeUpstream, Scenario
-from pam_hybrid.models import Message, UsageRecord
+from pam_hybrid.domain.chunks import Usage
+from pam_hybrid.domain.pricing import cost_of
+from pam_hybrid.models import Message, ModelCallRecord, UsageRecord
+from pam_hybrid.runtime.limits import ceiling_price
+from tests.support.factories import usage_record_create
 from tests.support.sockets import connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -81,14 +86,44 @@ async def test_daily_spend_cap_counts_saved_answers_and_refuses_past_it(
 
 async def test_spend_cap_reads_the_days_earlier_usage(user: Any, fake_upstream: FakeUpstream, settings: Any) -> None:
     settings.PAM_DAILY_SPEND_CAP_USD = "1"
-    conversation_message = await Message.objects.acreate(
-        conversation=await user.conversations.acreate(title="earlier"), role="assistant", content="x"
-    )
-    await UsageRecord.objects.acreate(message=conversation_message, user=user, route="complex", provider="anthropic",
-                                      model="claude-sonnet-5-5", outcome="complete", cost_usd=Decimal("1.5"))
+    await sync_to_async(usage_record_create)(user=user, route="complex", provider="anthropic",
+                                            model="claude-sonnet-5-5", cost_usd=Decimal("1.5"))
     refused = (await ask(user))[-1]
     assert refused["metadata"]["code"] == "spend_cap"
     assert fake_upstream.requests == []
+
+
+async def test_an_unpriced_call_counts_against_the_cap_at_the_highest_known_rates(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    ceiling = cost_of(ceiling_price(), Usage(input_tokens=1000, output_tokens=1000))
+    assert ceiling > Decimal("0.05")  # e.g. $15 + $75 per million: never counted as nothing
+    await sync_to_async(usage_record_create)(user=user, model="llama-local", input_tokens=1000, output_tokens=1000,
+                                            cost_usd=None)
+    settings.PAM_DAILY_SPEND_CAP_USD = str(ceiling + Decimal("0.0001"))
+    assert (await ask(user))[-1]["chunk_type"] == "end"  # under the cap by a hair: admitted
+    settings.PAM_DAILY_SPEND_CAP_USD = str(ceiling)
+    refused = (await ask(user))[-1]  # a fresh process's view of the day: read from the call rows
+    assert refused["metadata"]["code"] == "spend_cap"
+
+
+async def test_an_answer_of_an_unpriced_model_is_counted_at_the_ceiling_when_it_ends(
+    user: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    settings.PAM_SIMPLE_MODEL = "llama-local"
+    fake_upstream.enqueue(Scenario(text="Local.", input_tokens=500, output_tokens=500))
+    ceiling = cost_of(ceiling_price(), Usage(input_tokens=500, output_tokens=500))
+    settings.PAM_DAILY_SPEND_CAP_USD = str(ceiling)
+    communicator = await connect(user)
+    await communicator.send_json_to(fresh())
+    end = (await receive_until_done(communicator))[-1]
+    assert end["metadata"]["cost_usd"] is None and end["metadata"]["unknown_cost_calls"] == 1
+    await communicator.send_json_to(fresh())
+    refused = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+    assert refused["metadata"]["code"] == "spend_cap"
+    row = await ModelCallRecord.objects.aget(usage_record__message_id=end["metadata"]["message_id"])
+    assert (row.basis, row.cost_usd, row.input_tokens, row.output_tokens) == ("unknown", None, 500, 500)
 
 
 async def test_a_refused_message_can_be_sent_again_with_the_same_client_id(

@@ -12,6 +12,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, WebSocketRoute
 
+from tests.support.browsing import close_or_kill
 from tests.support.factories import PASSWORD
 
 LAST_ASSISTANT = '[data-testid="message"][data-role="assistant"] >> nth=-1'
@@ -145,5 +146,5 @@ def page_in(browser: Browser, **options: Any) -> Iterator[Page]:
     try:
         yield page
     finally:
-        context.close()
+        close_or_kill(context)
     assert script_errors == [], "uncaught errors in the page's script"

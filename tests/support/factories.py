@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from pam_hybrid.models import Conversation, Message, UsageRecord
+from pam_hybrid.models import Conversation, Message, ModelCallRecord, UsageRecord
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -66,7 +66,8 @@ def usage_record_create(
     created_at: datetime | None = None,
     conversation: Conversation | None = None,
 ) -> UsageRecord:
-    """A usage record with the answer it belongs to (in a new conversation of the user's unless given)."""
+    """A usage record with the answer it belongs to (in a new conversation of the user's unless given), and one
+    provider call that answered it (the row usage figures are read from)."""
     conversation = conversation or conversation_create(owner=user, created_at=created_at)
     message = message_create(
         conversation=conversation, content="an answer", role=Message.Role.ASSISTANT, provider=provider, model=model,
@@ -80,6 +81,12 @@ def usage_record_create(
     if created_at is not None:
         UsageRecord.objects.filter(pk=record.pk).update(created_at=created_at)
         record.refresh_from_db()
+    basis = "unknown" if cost_usd is None else "estimated" if usage_estimated else "reported"
+    ModelCallRecord.objects.create(
+        usage_record=record, position=0, provider=provider, model=model, input_tokens=input_tokens,
+        output_tokens=output_tokens, cost_usd=cost_usd, basis=basis, usage_estimated=usage_estimated, accepted=True,
+        ended="complete" if outcome == UsageRecord.Outcome.COMPLETE else "error", started_at=record.created_at,
+    )
     return record
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from django.conf import settings as django_settings
@@ -51,10 +51,12 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float 
 
 
 @contextlib.contextmanager
-def run_daphne(upstream: FakeUpstream, log_dir: Path, port: int | None = None, **extra_env: str) -> Iterator[str]:
+def run_daphne(upstream: FakeUpstream, log_dir: Path, port: int | None = None, *, daphne_args: Sequence[str] = (),
+               **extra_env: str) -> Iterator[str]:
     """A real daphne process serving the project on the test database, its providers on the fake upstream;
     yields its base URL. `port`: a given one (to start a server again where a page expects it), else a free one.
-    `extra_env` overrides settings (e.g. PAM_RESUME_GRACE_MS)."""
+    `daphne_args`: more options for daphne (e.g. --proxy-headers). `extra_env` overrides settings (e.g.
+    PAM_RESUME_GRACE_MS)."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -73,19 +75,32 @@ def run_daphne(upstream: FakeUpstream, log_dir: Path, port: int | None = None, *
     log_path = log_dir / f"daphne-{port}-{uuid.uuid4().hex[:6]}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "pam_project.asgi:application"],
+            [sys.executable, "-m", "daphne", *daphne_args, "-b", "127.0.0.1", "-p", str(port),
+             "pam_project.asgi:application"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     try:
         wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        sys.stderr.write(log_path.read_text(errors="replace")[-4000:] if process.returncode not in (0, -15) else "")
+        stop_server(process, log_path)
+
+
+def stop_server(process: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 15) -> None:
+    """SIGTERM (the server drains), then SIGKILL if it has not exited within `timeout_s`; always reaped. Its log's
+    tail goes to stderr when it did not exit cleanly."""
+    process.terminate()
+    started = time.monotonic()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        sys.stderr.write(f"daphne (pid {process.pid}) did not exit within {timeout_s:.0f} s of SIGTERM: killed\n")
+    else:
+        sys.stderr.write(f"daphne (pid {process.pid}) exited {time.monotonic() - started:.2f} s after SIGTERM\n")
+    if process.returncode not in (0, -15):
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
 
 
 def daphne_log(log_dir: Path, url: str) -> Path:

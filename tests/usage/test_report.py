@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pam_hybrid.models import ModelCallRecord
 from pam_hybrid.usage.report import (
     by_spend,
     clamp_days,
@@ -144,3 +145,41 @@ def test_no_records_gives_zeros_and_no_times() -> None:
     assert figures(totals) == ((), 0, 0, 0, Decimal("0"), 0, 0, 0, 0, None, None)
     assert (totals.error_rate, totals.fallback_rate) == (0.0, 0.0)
     assert usage_stats(records=usage_records(days=30), by=("day",)) == []
+
+
+# --- provider calls: a fallback answer spans two providers; estimated and unknown costs stay visible ---
+
+
+def test_per_provider_figures_come_from_the_calls_made_to_it(today: date) -> None:
+    alice = user_create(username="alice")
+    answered = usage_record_create(user=alice, provider="anthropic", model="claude-sonnet-5-5", route="simple",
+                                   input_tokens=300, output_tokens=20, cost_usd=Decimal("0.0008"),
+                                   fallback_from="openai")
+    # Before Anthropic answered, OpenAI was tried: refused once (free), then abandoned at its first-token timeout.
+    ModelCallRecord.objects.filter(usage_record=answered).update(position=2)
+    ModelCallRecord.objects.create(usage_record=answered, position=0, provider="openai", model="gpt-4o-mini",
+                                   cost_usd=Decimal(0), basis="refused", accepted=False, ended="refused",
+                                   started_at=answered.created_at)
+    ModelCallRecord.objects.create(usage_record=answered, position=1, provider="openai", model="gpt-4o-mini",
+                                   input_tokens=1000, cost_usd=Decimal("0.00015"), basis="estimated",
+                                   usage_estimated=True, accepted=True, ended="first_token_timeout",
+                                   started_at=answered.created_at)
+    usage_record_create(user=alice, model="llama-local", input_tokens=70, output_tokens=30, cost_usd=None)
+
+    records = usage_records(days=1)
+    by_provider = {s.key: s for s in usage_stats(records=records, by=("provider",))}
+    openai, anthropic = by_provider[("openai",)], by_provider[("anthropic",)]
+    # openai gave one answer (llama-local's provider) but was called three times: 2 priced, 1 refused, 1 unknown.
+    assert (openai.requests, openai.calls, openai.input_tokens, openai.output_tokens) == (1, 3, 1070, 30)
+    assert (openai.cost_usd, openai.estimated_cost_usd, openai.estimated) == (Decimal("0.00015"),) * 2 + (1,)
+    assert (openai.cost_unknown, openai.unknown_tokens, openai.refused) == (1, 100, 1)
+    assert (anthropic.requests, anthropic.calls, anthropic.cost_usd, anthropic.fallbacks) == (
+        1, 1, Decimal("0.0008"), 1)
+    totals = usage_totals(records=records)
+    assert (totals.requests, totals.calls, totals.cost_usd, totals.estimated_cost_usd) == (
+        2, 4, Decimal("0.00095"), Decimal("0.00015"))
+    assert (totals.cost_unknown, totals.unknown_tokens, totals.refused) == (1, 100, 1)
+    assert usage_providers(records=records) == ["anthropic", "openai"]
+    # One provider's dashboard: the answers that called it, and only its calls.
+    only_openai = usage_totals(records=usage_records(days=1, provider="openai"), provider="openai")
+    assert (only_openai.requests, only_openai.calls, only_openai.cost_usd) == (2, 3, Decimal("0.00015"))

@@ -6,12 +6,12 @@ import getpass
 import io
 import os
 import shutil
-from argparse import ArgumentParser, RawDescriptionHelpFormatter
+from argparse import ArgumentParser
 from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 from rich import box
 from rich.console import Console
@@ -30,6 +30,7 @@ from pam_hybrid.breakers.wiring import (
     shared_breaker,
 )
 from pam_hybrid.conf import pam_settings
+from pam_hybrid.management.help import RawHelpFormatter
 from pam_hybrid.models import BreakerEvent
 
 TABLE_WIDTH = 180
@@ -61,15 +62,12 @@ Examples:
 """
 
 
-class _HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
-    """Django's option order, with the epilog's layout kept."""
-
 
 class Command(BaseCommand):
     help = "Show the provider circuit breakers, or reset one or force it open."
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
-        parser = super().create_parser(prog_name, subcommand, formatter_class=_HelpFormatter, **kwargs)
+        parser = super().create_parser(prog_name, subcommand, formatter_class=RawHelpFormatter, **kwargs)
         parser.epilog = EPILOG
         return parser
 

@@ -26,20 +26,24 @@ from pam_hybrid.usage.report import (
     usage_totals,
 )
 
-TABLE_WIDTH = 160
+TABLE_WIDTH = 220
 TABLE_HEADERS = (
-    "requests", "input tokens", "output tokens", "cost (USD)", "cost unknown", "median TTFT (ms)", "p95 TTFT (ms)",
-    "error rate", "fallback rate",
+    "requests", "calls", "input tokens", "cache read/write", "output tokens", "cost (USD)", "estimated (USD)",
+    "cost unknown", "refused", "median TTFT (ms)", "p95 TTFT (ms)", "error rate", "fallback rate",
 )
 EPILOG = f"""
 The period is the last N UTC days, today included (--days 1 is today so far). Rows are sorted by day for
 --by day and by cost, highest first, otherwise.
 
-Columns: requests; input and output tokens; cost in USD (the sum over records whose model price is known);
-cost_unknown (records whose price is unknown, left out of cost); median and p95 time to first token in ms
-(over the answers that had a first token, interpolated between ranks like PostgreSQL's percentile_cont);
-error rate (outcome "error" / requests) and fallback rate (answered by another provider than the one first
-chosen / requests). The same figures as the admin's usage dashboard (/admin/pam/usage/).
+Columns: requests (answers); calls (provider calls: every attempt, retried, fallen back from, refused or
+abandoned, and every tool round; by provider and model, the calls made to it); input tokens (uncached), cache
+read/write tokens and output tokens of those calls; cost in USD (every priced call, estimated ones included);
+estimated (the part of the cost estimated for calls the provider never reported, e.g. abandoned at a timeout,
+cut, cancelled or crashed; estimated_calls counts them); cost_unknown (calls whose model has no price, left out
+of cost, and unknown_tokens their tokens: never counted as $0); refused (calls refused before acceptance, free);
+median and p95 time to first token in ms (over the answers that had a first token, interpolated between ranks
+like PostgreSQL's percentile_cont); error rate (outcome "error" / requests) and fallback rate (answered by another
+provider than the one first chosen / requests). The same figures as the admin's usage dashboard (/admin/pam/usage/).
 
 Formats: table (default; with a total row), csv (a header row, then one row per group; rates as fractions),
 json (a list of objects; cost as a decimal string, rates as fractions, missing times as null).
@@ -116,9 +120,12 @@ def _key(stats: UsageStats) -> str:
 
 
 def _cells(stats: UsageStats) -> list[str]:
+    unknown = f"{stats.cost_unknown:,}" + (f" ({stats.unknown_tokens:,} tok)" if stats.cost_unknown else "")
     return [
-        f"{stats.requests:,}", f"{stats.input_tokens:,}", f"{stats.output_tokens:,}", f"${stats.cost_usd:,.6f}",
-        f"{stats.cost_unknown:,}", _ms(stats.ttft_median_ms), _ms(stats.ttft_p95_ms), f"{stats.error_rate:.1%}",
+        f"{stats.requests:,}", f"{stats.calls:,}", f"{stats.input_tokens:,}",
+        f"{stats.cache_read_tokens:,}/{stats.cache_write_tokens:,}", f"{stats.output_tokens:,}",
+        f"${stats.cost_usd:,.6f}", f"${stats.estimated_cost_usd:,.6f} ({stats.estimated:,})", unknown,
+        f"{stats.refused:,}", _ms(stats.ttft_median_ms), _ms(stats.ttft_p95_ms), f"{stats.error_rate:.1%}",
         f"{stats.fallback_rate:.1%}",
     ]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 from decimal import Decimal
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, DjangoHelpFormatter
+from django.core.management.base import CommandError, CommandParser
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -16,6 +15,8 @@ from rich.table import Table
 from pam_hybrid.conf import pam_settings
 from pam_hybrid.domain.routes import ROUTE_CHOICES
 from pam_hybrid.gateway.routes import TargetUnavailable
+from pam_hybrid.management.help import RawHelpCommand
+from pam_hybrid.pricing import refresh_overrides
 from pam_hybrid.replay import selectors as replay_selectors
 from pam_hybrid.replay.conversation import Figures, ReplayOptions, ReplayPlan, Total, replay_plan, replay_run, total
 
@@ -44,17 +45,10 @@ once every turn has run the command exits with status 1 (the replay is kept).
 """
 
 
-class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Django's argument order, with the description's paragraphs kept as written."""
 
-
-class Command(BaseCommand):
+class Command(RawHelpCommand):
     help = HELP
     color = False
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("conversation_id", help="The conversation to replay (its id; any user's).")
@@ -98,6 +92,7 @@ class Command(BaseCommand):
         self._replay(plan)
 
     def _replay(self, plan: ReplayPlan) -> None:
+        refresh_overrides()  # price the new answers as the server would: at the staff overrides in force
         progress = Progress(
             TextColumn("Replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=Console(stderr=True), transient=True, disable=not self.stderr.isatty(),
