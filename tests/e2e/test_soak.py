@@ -32,6 +32,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -559,31 +560,39 @@ def _timeline(request: dict[str, Any], sent_at: float) -> str:
 
 
 def _charge_problems(exchange: Exchange, row: Message, requests: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Whether the upstream requests made for one message are its usage record's failed attempts then its model
-    call: no request the gateway made is missing from the record, none the provider answered in full was thrown
-    away, a completed call's usage is recorded as reported, and a complete answer is that call's text. Also the
-    errors of failed attempts the fake never saw (given up on before the fake had read the request)."""
+    """Whether the upstream requests made for one message are its usage record's model calls, one each, in order
+    (a call an open breaker refused was never sent: it is free and matches a CircuitOpen attempt): no request the
+    gateway made is missing from the record, none the provider answered in full was thrown away, a completed call's
+    usage is recorded as reported, and a complete answer is the last call's text. Also the errors of failed attempts
+    the fake never saw (given up on before the fake had read the request)."""
     usage: UsageRecord = row.usage
-    calls = usage.model_calls
+    refused = [c for c in usage.model_calls if c["ended"] == "circuit_open"]
+    calls = [c for c in usage.model_calls if c["ended"] != "circuit_open"]
     client_msg_id = exchange.client_msg_id
     seen = [(r["provider"], r["outcome"], r["fault"], _timeline(r, exchange.sent_at)) for r in requests]
     described = (f"upstream saw {seen}; the usage record has "
                  f"attempts {[(a['provider'], a['error'], a['ms']) for a in usage.attempts]}, calls "
-                 f"{[c['provider'] for c in calls]}, outcome {usage.outcome}")
+                 f"{[(c['provider'], c['ended']) for c in usage.model_calls]}, outcome {usage.outcome}")
     earlier, answering = requests[: len(requests) - len(calls)], requests[len(requests) - len(calls):]
     if len(requests) < len(calls) or [r["provider"] for r in answering] != [c["provider"] for c in calls]:
         return [f"{client_msg_id}: the model calls charged are not the last upstream requests: {described}"], []
     problems, unseen, matched = [], [], 0
-    for attempt in usage.attempts:
+    breaker_refusals = [a["provider"] for a in usage.attempts if a["error"] == "CircuitOpen"]
+    if [c["provider"] for c in refused] != breaker_refusals or any(Decimal(c["cost_usd"]) != 0 for c in refused):
+        problems.append(f"{client_msg_id}: the calls an open breaker refused are not one free call each: {described}")
+    if earlier:
+        problems.append(f"{client_msg_id}: upstream requests missing from the usage record: {described}")
+    for attempt in usage.attempts:  # each failed try is also a call: find its request among the calls', in order
         if attempt["error"] == "CircuitOpen":
             continue
-        if matched < len(earlier) and earlier[matched]["provider"] == attempt["provider"]:
+        while matched < len(answering) and (answering[matched]["provider"] != attempt["provider"]
+                                            or answering[matched]["outcome"] == "completed"):
+            matched += 1
+        if matched < len(answering):
             matched += 1
         else:
             unseen.append(attempt["error"])
-    if matched != len(earlier):
-        problems.append(f"{client_msg_id}: upstream requests missing from the usage record: {described}")
-    if any(r["outcome"] == "completed" for r in earlier):
+    if any(r["outcome"] == "completed" for r in answering[:-1]):
         problems.append(f"{client_msg_id}: a whole answer upstream was thrown away as a failed attempt: {described}")
     for request, call in zip(answering, calls, strict=True):
         if call["finish_reason"] and request["outcome"] != "completed":
@@ -592,7 +601,9 @@ def _charge_problems(exchange: Exchange, row: Message, requests: list[dict[str, 
         if request["outcome"] != "completed" or (usage.outcome == "cancelled" and call["estimated"]):
             continue  # (stopped after the last token, before the usage came: an estimate is all there is)
         reported = (request["input_tokens"], request["tokens_sent"], False)
-        recorded = (call["input_tokens"], call["output_tokens"], call["estimated"])
+        cached = call["cached_input_tokens"] + call["cache_creation_input_tokens"]
+        cached = 0 if call["input_includes_cached"] else cached
+        recorded = (call["input_tokens"] + cached, call["output_tokens"], call["estimated"])
         if recorded != reported:
             problems.append(f"{client_msg_id}: a completed call reported {reported}, recorded {recorded}: {described}")
     if row.status == Message.Status.COMPLETE and (
