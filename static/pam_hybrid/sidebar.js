@@ -5,6 +5,7 @@
 
 import { UNTITLED } from "./conversation.js";
 import { formatWhen } from "./format.js";
+import { lineIcon } from "./icons.js";
 
 const ICON_RENAME = "M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4";
 const ICON_DELETE = "M5 7h14M10 11v6M14 11v6M7 7l1 12h8l1-12M9 7V4h6v3";
@@ -20,15 +21,7 @@ function iconButton(testId, label, path) {
   button.dataset.testid = testId;
   button.setAttribute("aria-label", label);
   button.title = label;
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "16");
-  svg.setAttribute("height", "16");
-  svg.setAttribute("aria-hidden", "true");
-  const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
-  line.setAttribute("d", path);
-  svg.append(line);
-  button.append(svg);
+  button.append(lineIcon(path));
   return button;
 }
 

@@ -3,6 +3,8 @@
 // each control reports what the user chose through the callbacks it is given.
 "use strict";
 
+import { lineIcon } from "./icons.js";
+
 function button(className, testId, text, label = null) {
   const node = document.createElement("button");
   node.type = "button";
@@ -129,15 +131,7 @@ const THUMBS = [
 function thumb({ value, testId, label, path }) {
   const node = button("icon-button feedback-button", testId, "", label);
   node.dataset.value = value;
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "16");
-  svg.setAttribute("height", "16");
-  svg.setAttribute("aria-hidden", "true");
-  const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
-  line.setAttribute("d", path);
-  svg.append(line);
-  node.append(svg);
+  node.append(lineIcon(path));
   return node;
 }
 
