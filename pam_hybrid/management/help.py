@@ -13,8 +13,12 @@ class RawHelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
 
 
 class RawHelpCommand(BaseCommand):
-    """A command whose `help` is printed with its paragraphs kept as written."""
+    """A command whose `help` and `epilog` (printed after the options) keep their paragraphs as written."""
+
+    epilog: str | None = None
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         kwargs.setdefault("formatter_class", RawHelpFormatter)
-        return super().create_parser(prog_name, subcommand, **kwargs)
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.epilog = self.epilog
+        return parser

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.urls import reverse
 from rich import box
 from rich.console import Console
@@ -30,7 +30,7 @@ from pam_hybrid.breakers.wiring import (
     shared_breaker,
 )
 from pam_hybrid.conf import pam_settings
-from pam_hybrid.management.help import RawHelpFormatter
+from pam_hybrid.management.help import RawHelpCommand
 from pam_hybrid.models import BreakerEvent
 
 TABLE_WIDTH = 180
@@ -63,13 +63,9 @@ Examples:
 
 
 
-class Command(BaseCommand):
+class Command(RawHelpCommand):
     help = "Show the provider circuit breakers, or reset one or force it open."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
-        parser = super().create_parser(prog_name, subcommand, formatter_class=RawHelpFormatter, **kwargs)
-        parser.epilog = EPILOG
-        return parser
+    epilog = EPILOG
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="{status,reset,open}")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-from argparse import ArgumentParser, RawDescriptionHelpFormatter
+from argparse import ArgumentParser
 from dataclasses import astuple
 from typing import Any
 
-from django.core.management.base import BaseCommand
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from pam_hybrid.management.help import RawHelpCommand
 from pam_hybrid.pricing import Price, refresh_overrides
 from pam_hybrid.pricing.report import UnpricedModel, prices_now, unpriced_models
 
@@ -33,14 +33,9 @@ Examples:
 """
 
 
-class Command(BaseCommand):
+class Command(RawHelpCommand):
     help = "List model prices (shipped file and staff overrides), or the models in use that have no price."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.formatter_class = RawDescriptionHelpFormatter
-        parser.epilog = EPILOG
-        return parser
+    epilog = EPILOG
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("action", choices=("list", "missing"), help="what to show (see below)")

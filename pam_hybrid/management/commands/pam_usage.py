@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from argparse import ArgumentParser, RawDescriptionHelpFormatter
+from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from pam_hybrid.management.help import RawHelpCommand
 from pam_hybrid.usage.export import usage_csv_write, usage_json_objects
 from pam_hybrid.usage.report import (
     DEFAULT_DAYS,
@@ -55,14 +56,9 @@ Examples:
 """
 
 
-class Command(BaseCommand):
+class Command(RawHelpCommand):
     help = "Report token usage, cost, time to first token, error and fallback rates, grouped by one dimension."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.formatter_class = RawDescriptionHelpFormatter
-        parser.epilog = EPILOG
-        return parser
+    epilog = EPILOG
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
