@@ -15,7 +15,7 @@ from django.test import Client
 from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.models import RoutingSignal, UsageRecord
 from tests.support.answers import saved_answer, settled
-from tests.support.sockets import connect, message, receive_until_done
+from tests.support.sockets import connect, message, receive_until_done, stop_after_first_token
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -110,11 +110,7 @@ async def test_asking_the_stronger_model_escalates_the_auto_answer_it_replaces(
 
 async def test_a_stop_before_the_end_is_a_signal(socket: WebsocketCommunicator, fake_upstream: FakeUpstream) -> None:
     fake_upstream.enqueue(Scenario(text="one two three four five six seven eight nine ten", token_delay_ms=200))
-    await socket.send_json_to(message())
-    start = await socket.receive_json_from(timeout=5)
-    assert (await socket.receive_json_from(timeout=5))["chunk_type"] == "token"
-    await socket.send_json_to({"type": "cancel"})
-    frames = await receive_until_done(socket)
+    start, frames = await stop_after_first_token(socket, message())
     assert frames[-1]["metadata"]["finish_reason"] == "cancelled"
     _, usage = await saved_answer(start["metadata"]["message_id"])
     [signal] = await signals()

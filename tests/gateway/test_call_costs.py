@@ -23,7 +23,7 @@ from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.tokens import estimate_input_tokens, estimate_output_tokens
 from pam_hybrid.tools.registry import all_tools
 from tests.support.answers import saved_answer, settled
-from tests.support.sockets import connect, message, receive_until_done, text_of
+from tests.support.sockets import connect, message, receive_until_done, stop_after_first_token, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -225,11 +225,8 @@ async def test_a_cancelled_call_is_priced_from_what_was_sent_and_received(
     fake_upstream.enqueue(Scenario(provider="anthropic", text="one two three four five six seven eight nine ten",
                                    input_tokens=700, token_delay_ms=150))
     communicator = await connect(user)
-    await communicator.send_json_to(message(QUESTION, route="complex", client_msg_id=str(uuid.uuid4())))
-    start = await communicator.receive_json_from(timeout=5)
-    assert (await communicator.receive_json_from(timeout=5))["chunk_type"] == "token"
-    await communicator.send_json_to({"type": "cancel"})
-    await receive_until_done(communicator)
+    start, _ = await stop_after_first_token(communicator, message(QUESTION, route="complex",
+                                                                   client_msg_id=str(uuid.uuid4())))
     await communicator.disconnect()
     await settled()
     answer, _ = await saved_answer(start["metadata"]["message_id"])

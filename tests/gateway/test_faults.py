@@ -15,7 +15,7 @@ from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
 from tests.support.answers import saved_answer
-from tests.support.sockets import connect, message, receive_until_done, text_of
+from tests.support.sockets import connect, message, receive_until_done, stop_after_first_token, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -188,11 +188,7 @@ async def test_our_own_rejected_request_is_not_retried_nor_counted_against_the_p
 async def test_a_users_stop_does_not_count_against_the_provider(user: Any, fake_upstream: FakeUpstream) -> None:
     fake_upstream.enqueue(Scenario(text="one two three four five six", token_delay_ms=150))
     communicator = await connect(user)
-    await communicator.send_json_to(message("hi"))
-    await communicator.receive_json_from(timeout=5)
-    await communicator.receive_json_from(timeout=5)
-    await communicator.send_json_to({"type": "cancel"})
-    frames = await receive_until_done(communicator)
+    _, frames = await stop_after_first_token(communicator, message("hi"))
     await communicator.disconnect()
     assert frames[-1]["metadata"]["finish_reason"] == "cancelled"
     status = await provider_breaker().status("openai")

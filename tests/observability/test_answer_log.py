@@ -17,7 +17,7 @@ from pythonjsonlogger.json import JsonFormatter
 from fake_upstream import FakeUpstream, Scenario
 from tests.support.answers import saved_answer, settled
 from tests.support.servers import TEST_API_KEY
-from tests.support.sockets import connect, message, receive_until_done
+from tests.support.sockets import connect, message, receive_until_done, stop_after_first_token
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -108,11 +108,8 @@ async def test_a_cancelled_answer_logs_one_line(user: Any, fake_upstream: FakeUp
                                                 answer_log: io.StringIO) -> None:
     fake_upstream.enqueue(Scenario(text="one two three four five six seven eight", token_delay_ms=150))
     communicator = await connect(user)
-    await communicator.send_json_to(message(QUESTION, route="simple", client_msg_id=str(uuid.uuid4())))
-    start = await communicator.receive_json_from(timeout=5)
-    assert (await communicator.receive_json_from(timeout=5))["chunk_type"] == "token"
-    await communicator.send_json_to({"type": "cancel"})
-    await receive_until_done(communicator)
+    start, _ = await stop_after_first_token(communicator, message(QUESTION, route="simple",
+                                                                   client_msg_id=str(uuid.uuid4())))
     await communicator.disconnect()
     await settled()
     _, usage = await saved_answer(start["metadata"]["message_id"])

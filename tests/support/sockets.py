@@ -37,3 +37,15 @@ async def receive_until_done(communicator: WebsocketCommunicator, wait_s: float 
 
 def text_of(frames: list[dict[str, Any]]) -> str:
     return "".join(f["content"] for f in frames if f.get("chunk_type") == "token")
+
+
+async def stop_after_first_token(communicator: WebsocketCommunicator,
+                                 sent: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Sends `sent`, waits for its answer's start and first token, then stops it as the page's Stop button does;
+    returns the start chunk and the frames after the stop, up to the answer's end."""
+    await communicator.send_json_to(sent)
+    start = await communicator.receive_json_from(timeout=5)
+    assert start["chunk_type"] == "start"
+    assert (await communicator.receive_json_from(timeout=5))["chunk_type"] == "token"
+    await communicator.send_json_to({"type": "cancel"})
+    return start, await receive_until_done(communicator)
