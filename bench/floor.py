@@ -40,7 +40,6 @@ from pathlib import Path
 from types import FrameType
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -61,13 +60,13 @@ from bench.harness import (  # noqa: E402
     process_cpu_seconds,
     stop_process,
     wait_for_port,
+    with_handshake_retries,
 )
 from bench.idle_memory import rss_kib  # noqa: E402
 
 APPS = ("raw", "channels")
 TARGETS = {"frame_us": 80.0, "message_ms": 2.0, "idle_kib": 25.0}
 OPEN_AT_ONCE = 50
-HANDSHAKE_TRIES = 3
 SETTLE_S = 0.5
 SETTLE_TRIES = 40
 REPLY_TIMEOUT_S = 30.0
@@ -131,14 +130,7 @@ async def _open_once(port: int) -> ClientConnection:
 
 
 async def open_socket(port: int) -> ClientConnection:
-    # Under a burst of handshakes daphne now and then closes a connection before answering its upgrade.
-    for attempt in range(HANDSHAKE_TRIES):
-        try:
-            return await _open_once(port)
-        except InvalidMessage:
-            if attempt == HANDSHAKE_TRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    return await with_handshake_retries(lambda: _open_once(port))
 
 
 @contextlib.asynccontextmanager

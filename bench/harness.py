@@ -20,16 +20,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
+
+from websockets.exceptions import InvalidMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 HOST = "127.0.0.1"
+HANDSHAKE_TRIES = 3
+
+Opened = TypeVar("Opened")
 
 
 BENCH_USERNAME = "bench"
@@ -397,6 +402,18 @@ def channel_layer_name() -> str:
 def database_name() -> str:
     url = os.environ.get("DATABASE_URL")
     return url.split(":", 1)[0] if url else "temporary sqlite"
+
+
+async def with_handshake_retries(open_once: Callable[[], Awaitable[Opened]],
+                                 on_retry: Callable[[], None] = lambda: None) -> Opened:
+    """Under a burst of handshakes daphne now and then closes a connection before answering its upgrade (the client
+    sees no HTTP response): such a socket is opened again, at most HANDSHAKE_TRIES times in all."""
+    for _ in range(HANDSHAKE_TRIES - 1):
+        try:
+            return await open_once()
+        except InvalidMessage:
+            on_retry()
+    return await open_once()
 
 
 def _finite(value: Any) -> Any:

@@ -26,21 +26,19 @@ import uuid
 from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidMessage
 from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import HOST, Deadline, Server, bench_stack  # noqa: E402
+from bench.harness import HOST, Deadline, Server, bench_stack, with_handshake_retries  # noqa: E402
 
 TARGET_KIB = 25.0
 WARM_SOCKETS = 20
 SETTLE_S = 1.0
 SETTLE_TRIES = 60
 OPEN_AT_ONCE = 50
-HANDSHAKE_TRIES = 3
 
 
 def rss_kib(pid: int) -> int:
@@ -55,17 +53,14 @@ class _Retries:
     count = 0
 
 
+    @classmethod
+    def counted(cls) -> None:
+        cls.count += 1
+
+
 async def _open(stack: contextlib.AsyncExitStack, server: Server, session_key: str) -> ClientConnection:
-    # Under a burst of handshakes daphne now and then closes a connection before answering its upgrade (the
-    # client sees no HTTP response): such a socket is opened again, at most HANDSHAKE_TRIES times, and counted.
-    for attempt in range(HANDSHAKE_TRIES):
-        try:
-            return await _open_once(stack, server, session_key)
-        except InvalidMessage:
-            if attempt == HANDSHAKE_TRIES - 1:
-                raise
-            _Retries.count += 1
-    raise AssertionError("unreachable")
+    """An authenticated socket the server has served a ping on; a dropped handshake is retried and counted."""
+    return await with_handshake_retries(lambda: _open_once(stack, server, session_key), _Retries.counted)
 
 
 async def _open_once(stack: contextlib.AsyncExitStack, server: Server, session_key: str) -> ClientConnection:

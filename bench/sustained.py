@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from websockets.asyncio.client import ClientConnection  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidMessage  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from bench.harness import (  # noqa: E402
     Deadline,
@@ -52,6 +52,7 @@ from bench.harness import (  # noqa: E402
     percentile,
     process_cpu_seconds,
     scan_logs,
+    with_handshake_retries,
 )
 from bench.ttft import Target, frame_kind, measured, message_frame, open_socket  # noqa: E402
 
@@ -61,7 +62,6 @@ TOKEN_PREFIX = '{"type": "stream", "chunk_type": "token"'
 HOLD_STREAM_SHARE = 0.99
 MIN_FRAME_SHARE = 0.95
 CONNECT_CONCURRENCY = 32
-HANDSHAKE_TRIES = 3
 
 
 @dataclass
@@ -164,12 +164,8 @@ async def run_step(target: Target, streams: int, args: argparse.Namespace, upstr
     async with contextlib.AsyncExitStack() as stack:
 
         async def connect_one() -> ClientConnection:
-            # Under a burst of handshakes daphne now and then drops one before answering its upgrade: try again.
             async with gate:
-                for _ in range(HANDSHAKE_TRIES - 1):
-                    with contextlib.suppress(InvalidMessage):
-                        return await open_socket(stack, target, server)
-                return await open_socket(stack, target, server)
+                return await with_handshake_retries(lambda: open_socket(stack, target, server))
 
         sockets = await asyncio.gather(*(connect_one() for _ in range(streams)))
         readings = [Stream() for _ in range(streams)]
