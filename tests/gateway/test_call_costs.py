@@ -23,7 +23,7 @@ from pam_hybrid.providers.base import ModelRequest, ToolSpec
 from pam_hybrid.providers.tokens import estimate_input_tokens, estimate_output_tokens
 from pam_hybrid.tools.registry import all_tools
 from tests.support.answers import saved_answer, settled
-from tests.support.sockets import connect, message, receive_until_done, stop_after_first_token, text_of
+from tests.support.sockets import answer_frames, connect, message, stop_after_first_token, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -58,11 +58,7 @@ def sent(provider: str, model: str) -> int:
 
 
 async def ask(user: Any, route: str) -> list[dict[str, Any]]:
-    communicator = await connect(user)
-    await communicator.send_json_to(message(QUESTION, route=route, client_msg_id=str(uuid.uuid4())))
-    frames = await receive_until_done(communicator)
-    await communicator.disconnect()
-    return frames
+    return await answer_frames(user, message(QUESTION, route=route, client_msg_id=str(uuid.uuid4())))
 
 
 @database_sync_to_async

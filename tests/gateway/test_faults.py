@@ -15,7 +15,7 @@ from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import BreakerEvent, Message
 from tests.support.answers import saved_answer
-from tests.support.sockets import connect, message, receive_until_done, stop_after_first_token, text_of
+from tests.support.sockets import answer_frames, connect, message, receive_until_done, stop_after_first_token, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -31,11 +31,7 @@ def quick_recovery(settings: Any) -> None:
 
 
 async def ask(user: Any, route: str = "simple", **extra: Any) -> list[dict[str, Any]]:
-    communicator = await connect(user)
-    await communicator.send_json_to(message("hi", route=route, client_msg_id=str(uuid.uuid4()), **extra))
-    frames = await receive_until_done(communicator)
-    await communicator.disconnect()
-    return frames
+    return await answer_frames(user, message("hi", route=route, client_msg_id=str(uuid.uuid4()), **extra))
 
 
 async def window_failures(provider: str) -> int:

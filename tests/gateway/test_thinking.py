@@ -9,18 +9,14 @@ from typing import Any
 import pytest
 
 from fake_upstream import FakeUpstream, Scenario
-from tests.support.sockets import connect, message, receive_until_done, text_of
+from tests.support.sockets import answer_frames, message, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 async def ask_complex(user: Any) -> list[dict[str, Any]]:
-    communicator = await connect(user)
-    await communicator.send_json_to(message("Compare the two designs.", route="complex",
-                                            client_msg_id=str(uuid.uuid4())))
-    frames = await receive_until_done(communicator)
-    await communicator.disconnect()
-    return frames
+    return await answer_frames(user, message("Compare the two designs.", route="complex",
+                                             client_msg_id=str(uuid.uuid4())))
 
 
 async def test_thinking_longer_than_the_first_token_timeout_still_answers(

@@ -19,7 +19,7 @@ from pam_hybrid.domain.chunks import ToolCall
 from pam_hybrid.models import Message, UsageRecord
 from pam_hybrid.tools import registry
 from pam_hybrid.tools.base import ToolArguments, ToolContext, tool
-from tests.support.sockets import connect, message, receive_until_done, text_of
+from tests.support.sockets import answer_frames, message, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -34,11 +34,7 @@ def kinds(frames: list[dict[str, Any]]) -> list[str]:
 
 
 async def ask(user: Any, route: str, content: str = "What is (17+4)*2, and what time is it in Paris?") -> list[Any]:
-    communicator = await connect(user)
-    await communicator.send_json_to(message(content, route=route))
-    frames = await receive_until_done(communicator)
-    await communicator.disconnect()
-    return frames
+    return await answer_frames(user, message(content, route=route))
 
 
 async def usage_of(message_id: str) -> UsageRecord:

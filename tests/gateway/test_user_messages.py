@@ -12,7 +12,7 @@ from fake_upstream import FakeUpstream, Scenario
 from pam_hybrid.breakers.wiring import provider_breaker
 from pam_hybrid.models import Message
 from tests.support.answers import saved_answer
-from tests.support.sockets import connect, message, receive_until_done, text_of
+from tests.support.sockets import answer_frames, connect, message, receive_until_done, text_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -27,11 +27,7 @@ def quick_recovery(settings: Any) -> None:
 
 
 async def ask(user: Any) -> list[dict[str, Any]]:
-    communicator = await connect(user)
-    await communicator.send_json_to(message("hi", route="simple", client_msg_id=str(uuid.uuid4())))
-    frames = await receive_until_done(communicator)
-    await communicator.disconnect()
-    return frames
+    return await answer_frames(user, message("hi", route="simple", client_msg_id=str(uuid.uuid4())))
 
 
 async def trip(provider: str, failures: int) -> None:

@@ -17,7 +17,7 @@ from pam_hybrid.conf import pam_settings
 from pam_hybrid.runtime.limits import near_cap
 from tests.support.answers import saved_answer, settled
 from tests.support.factories import usage_record_create
-from tests.support.sockets import connect, message, receive_until_done
+from tests.support.sockets import answer_frames, message
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -34,10 +34,7 @@ async def spent_today(user: Any, cost: str) -> None:
 
 async def ask(user: Any, content: str, route: str = "auto") -> tuple[dict[str, Any], dict[str, Any]]:
     """The answer's `start` and last frames."""
-    communicator = await connect(user)
-    await communicator.send_json_to(message(content, route=route, client_msg_id=str(uuid.uuid4())))
-    frames = await receive_until_done(communicator)
-    await communicator.disconnect()
+    frames = await answer_frames(user, message(content, route=route, client_msg_id=str(uuid.uuid4())))
     assert frames[-1]["chunk_type"] == "end", frames[-1]
     return frames[0], frames[-1]
 

@@ -16,7 +16,7 @@ from pam_hybrid.domain.pricing import cost_of
 from pam_hybrid.models import Message, ModelCallRecord, UsageRecord
 from pam_hybrid.runtime.limits import ceiling_price
 from tests.support.factories import usage_record_create
-from tests.support.sockets import connect, message, receive_until_done
+from tests.support.sockets import answer_frames, connect, message, receive_until_done
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -26,11 +26,7 @@ def fresh(**extra: Any) -> dict[str, Any]:
 
 
 async def ask(user: Any) -> list[dict[str, Any]]:
-    communicator = await connect(user)
-    await communicator.send_json_to(fresh())
-    frames = await receive_until_done(communicator)
-    await communicator.disconnect()
-    return frames
+    return await answer_frames(user, fresh())
 
 
 async def test_more_answers_at_once_than_allowed_are_refused_until_one_ends(

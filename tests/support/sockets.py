@@ -49,3 +49,12 @@ async def stop_after_first_token(communicator: WebsocketCommunicator,
     assert (await communicator.receive_json_from(timeout=5))["chunk_type"] == "token"
     await communicator.send_json_to({"type": "cancel"})
     return start, await receive_until_done(communicator)
+
+
+async def answer_frames(user: Any, sent: dict[str, Any]) -> list[dict[str, Any]]:
+    """`sent` on a fresh socket of `user`'s: the frames of its answer, up to the end; the socket is then closed."""
+    communicator = await connect(user)
+    await communicator.send_json_to(sent)
+    frames = await receive_until_done(communicator)
+    await communicator.disconnect()
+    return frames
