@@ -37,7 +37,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -58,6 +57,7 @@ from bench.harness import (  # noqa: E402
     log_tail,
     percentile,
     process_cpu_seconds,
+    raise_keyboard_interrupt,
     stop_process,
     wait_for_port,
     with_handshake_retries,
@@ -357,13 +357,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     started = time.monotonic()
     load_before = load_average()
     try:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -414,6 +415,11 @@ async def with_handshake_retries(open_once: Callable[[], Awaitable[Opened]],
         except InvalidMessage:
             on_retry()
     return await open_once()
+
+
+def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler: the bench stops as on Ctrl-C, tearing down what it started."""
+    raise KeyboardInterrupt
 
 
 def _finite(value: Any) -> Any:

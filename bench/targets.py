@@ -46,8 +46,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import compare, sustained  # noqa: E402
-from bench.harness import BenchError, Deadline, _finite, bench_stack, load_average  # noqa: E402
-from bench.ttft import Target, _raise_keyboard_interrupt  # noqa: E402
+from bench.harness import (  # noqa: E402
+    BenchError,
+    Deadline,
+    _finite,
+    bench_stack,
+    load_average,
+    raise_keyboard_interrupt,
+)
+from bench.ttft import Target  # noqa: E402
 
 TTFT_MS, TOKEN_DELAY_MS, TOKENS = 100.0, 20.0, 40
 IDLE_SOCKETS = 1000
@@ -307,7 +314,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         rows, extra = measure(args)
     except BenchError as exc:

@@ -52,7 +52,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -82,6 +81,7 @@ from bench.harness import (  # noqa: E402
     named_processes_cpu_seconds,
     present,
     process_cpu_seconds,
+    raise_keyboard_interrupt,
     run_checked,  # noqa: F401 (bench/breaker_open.py imports it from here)
     running_daphnes,
     running_fake,
@@ -703,10 +703,6 @@ def measure(args: argparse.Namespace, deadline: Deadline) -> Run:
         )
 
 
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def report(args: argparse.Namespace, run: Run) -> bool:
     """Print the tables (and write --json); True if the run is a success for the exit status."""
     config = build_config(args, run)
@@ -728,7 +724,7 @@ def measured(measure_run: Callable[[argparse.Namespace, Deadline], R], args: arg
     the exit status (everything it started has been stopped)."""
     os.chdir(ROOT)
     previous = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         return measure_run(args, Deadline(args.timeout))
     except BenchError as exc:
