@@ -110,7 +110,7 @@ function openEditor(item, text, onEdit) {
 /** Regenerate (same route as asked) and, unless it already was, Ask the stronger model (route complex). */
 export function answerActions(route, onRegenerate) {
   const tools = toolBar("answer-actions");
-  const again = button("btn btn-ghost btn-small", "regenerate-button", "Regenerate", "Write this answer again");
+  const again = button("btn btn-ghost btn-small", "regenerate-button", "Regenerate", "Regenerate this answer");
   again.addEventListener("click", () => onRegenerate(route || "auto"));
   tools.append(again);
   if (route !== "complex") {

@@ -1,6 +1,7 @@
-"""axe-core (tests/support/axe) on the chat page in each of its states, light and dark, at desktop and phone width,
-and on the sign-in pages: no serious or critical violation. And a phone-width page never scrolls sideways, even with a
-long line of code in an answer (the code block scrolls inside itself)."""
+"""axe-core (tests/support/axe) on the chat page in each of its states (a saved answer with its controls included),
+light and dark, at desktop and phone width, and on the sign-in pages: no serious or critical violation. And a
+phone-width page never scrolls sideways, even with a long line of code in an answer (the code block scrolls inside
+itself)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize
 
+from fake_upstream import FakeUpstream, Scenario
+from tests.e2e.test_branches_page import sign_in_and_ask
 from tests.support.chat_page import ScriptedSocket, page_in, scripted, send, wait_answer_done, wait_until
 from tests.support.factories import user_create
 from tests.support.paths import ROOT
@@ -85,6 +88,21 @@ def test_chat_page_states_have_no_serious_violations(
         page.wait_for_selector('[data-testid="help-dialog"][open]')
         found["help dialog"] = violations(page)
     assert {state: v for state, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_saved_answer_and_its_controls_have_no_serious_violations(
+    chromium: Browser, live_server_url: str, fake_upstream: FakeUpstream, user: Any, scheme: str,
+    viewport: ViewportSize
+) -> None:
+    """A real answer, saved: Edit in the question's bubble, Regenerate, Ask the stronger model and the thumbs."""
+    fake_upstream.enqueue(Scenario(text="Paris is the capital of France."))
+    with page_in(chromium, viewport=viewport, color_scheme=scheme) as page:
+        sign_in_and_ask(page, live_server_url, "What is the capital of France?")
+        for control in ("edit-button", "regenerate-button", "ask-stronger-button", "thumbs-up", "thumbs-down"):
+            page.wait_for_selector(f'[data-testid="{control}"]')
+        assert violations(page) == []
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
