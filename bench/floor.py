@@ -62,7 +62,7 @@ from bench.harness import (  # noqa: E402
     wait_for_port,
     with_handshake_retries,
 )
-from bench.idle_memory import rss_kib  # noqa: E402
+from bench.idle_memory import settled_rss  # noqa: E402
 
 APPS = ("raw", "channels")
 TARGETS = {"frame_us": 80.0, "message_ms": 2.0, "idle_kib": 25.0}
@@ -205,18 +205,6 @@ async def cpu_per_message(server: Server, messages: int) -> float:
         return (cpu_seconds(server.pid) - before) / messages
 
 
-async def settled_rss(pid: int, settle_s: float = SETTLE_S, tries: int = SETTLE_TRIES) -> int:
-    """VmRSS (KiB) once two readings `settle_s` apart differ by at most 0.2 %."""
-    previous = rss_kib(pid)
-    for _ in range(tries):
-        await asyncio.sleep(settle_s)
-        current = rss_kib(pid)
-        if abs(current - previous) <= previous * 0.002:
-            return current
-        previous = current
-    raise BenchError(f"daphne's memory did not settle within {settle_s * tries:g} s")
-
-
 @dataclass(frozen=True)
 class IdleMemory:
     sockets: int
@@ -230,9 +218,9 @@ class IdleMemory:
 
 async def idle_memory(server: Server, sockets: int, settle_s: float = SETTLE_S) -> IdleMemory:
     """RSS growth with `sockets` idle sockets open (each accepted, so its app instance exists)."""
-    before = await settled_rss(server.pid, settle_s)
+    before = await settled_rss(server.pid, settle_s, SETTLE_TRIES)
     async with open_sockets(server.port, sockets):
-        after = await settled_rss(server.pid, settle_s)
+        after = await settled_rss(server.pid, settle_s, SETTLE_TRIES)
     return IdleMemory(sockets, before, after)
 
 

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import HOST, Deadline, Server, bench_stack, with_handshake_retries  # noqa: E402
+from bench.harness import HOST, BenchError, Deadline, Server, bench_stack, with_handshake_retries  # noqa: E402
 
 TARGET_KIB = 25.0
 WARM_SOCKETS = 20
@@ -88,17 +88,17 @@ async def _answer(ws: ClientConnection) -> None:
             raise RuntimeError(f"the warm-up answer failed: {frame}")
 
 
-async def _settled_rss(pid: int) -> int:
-    """RSS once it stops moving: the first socket starts warm-ups in the background (SDK clients, tokenizers) whose
-    memory must not be counted as the sockets'."""
+async def settled_rss(pid: int, settle_s: float = SETTLE_S, tries: int = SETTLE_TRIES) -> int:
+    """VmRSS (KiB) once two readings `settle_s` apart differ by at most 0.2 %: the first socket starts warm-ups in the
+    background (SDK clients, tokenizers) whose memory must not be counted as the sockets'."""
     previous = rss_kib(pid)
-    for _ in range(SETTLE_TRIES):
-        await asyncio.sleep(SETTLE_S)
+    for _ in range(tries):
+        await asyncio.sleep(settle_s)
         current = rss_kib(pid)
         if abs(current - previous) <= previous * 0.002:
             return current
         previous = current
-    raise RuntimeError(f"the server's memory did not settle within {SETTLE_S * SETTLE_TRIES:g} s")
+    raise BenchError(f"daphne's memory did not settle within {settle_s * tries:g} s")
 
 
 async def _sockets(server: Server, session_key: str, n: int, cold: bool) -> tuple[int, int]:
@@ -107,12 +107,12 @@ async def _sockets(server: Server, session_key: str, n: int, cold: bool) -> tupl
         async with contextlib.AsyncExitStack() as warm:
             await _answer(await _open(warm, server, session_key))
             await asyncio.gather(*(_open(warm, server, session_key) for _ in range(WARM_SOCKETS)))
-    before = await _settled_rss(server.pid)
+    before = await settled_rss(server.pid)
     async with contextlib.AsyncExitStack() as stack:
         for start in range(0, n, OPEN_AT_ONCE):
             burst = range(start, min(n, start + OPEN_AT_ONCE))
             await asyncio.gather(*(_open(stack, server, session_key) for _ in burst))
-        after = await _settled_rss(server.pid)
+        after = await settled_rss(server.pid)
     return before, after
 
 
